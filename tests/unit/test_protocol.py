@@ -301,12 +301,12 @@ def test_bad_signature_checked_before_decrypting():
     expect(env, Ret.SIGNATURE, "Sig")
     # Signed with another SigSecret.
     env = make_request()
-    env["Sig"] = sign("another-secret!!", *(env[k] for k in SIGNED)))
+    env["Sig"] = sign("another-secret!!", *(env[k] for k in SIGNED))
     expect(env, Ret.SIGNATURE, "does not match")
 
 
 def resign(env: dict) -> dict:
-    env["Sig"] = sign(SECRETS.sig_secret, *(env[k] for k in SIGNED)))
+    env["Sig"] = sign(SECRETS.sig_secret, *(env[k] for k in SIGNED))
     return env
 
 
