@@ -1,0 +1,1 @@
+"""The web application: app factory, controllers, templates, static assets and the CLI."""

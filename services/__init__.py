@@ -1,0 +1,1 @@
+"""Domain services of zhcharge: settings, database access, errors and one package per domain."""

@@ -1,0 +1,262 @@
+"""The private PostGIS cluster under ``.data/pg``: the embedded default database.
+
+``initdb`` refuses to run as root, so when we are root every server command runs as the
+``postgres`` system user (created by Debian's postgresql package). The cluster listens on
+loopback only, is UTF-8 with the ``C.UTF-8`` locale (pg_trgm extracts no trigrams from
+Chinese under ``C``) and keeps its log inside the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.errors import AppError
+from services.settings import DatabaseSettings
+
+__all__ = ["Cluster", "ClusterError", "database_url"]
+
+_SEARCH_DIRS = ("/usr/lib/postgresql",)
+
+
+class ClusterError(AppError):
+    """A cluster command failed; the message says what to do."""
+
+
+def _find_bindir() -> Path:
+    """The newest PostgreSQL ``bin`` directory that has initdb and pg_ctl."""
+    for root in _SEARCH_DIRS:
+        base = Path(root)
+        if base.is_dir():
+            versions = sorted((p for p in base.iterdir() if (p / "bin" / "initdb").exists()),
+                              key=lambda p: int(p.name) if p.name.isdigit() else 0, reverse=True)
+            if versions:
+                return versions[0] / "bin"
+    found = shutil.which("initdb") or shutil.which("pg_ctl")
+    if found:
+        return Path(found).resolve().parent
+    raise ClusterError(
+        "PostgreSQL server binaries (initdb, pg_ctl) are not installed: run `make setup` as root, "
+        "or `apt-get install postgresql postgresql-15-postgis-3`, or set ZHCHARGE_DATABASE_URL "
+        "to an existing PostGIS database."
+    )
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+@dataclass
+class Status:
+    running: bool
+    initialised: bool
+    pid: int | None
+    port: int
+    data_dir: Path
+
+    def describe(self) -> str:
+        if not self.initialised:
+            return f"no cluster at {self.data_dir} (run `zhcharge db start`)"
+        if self.running:
+            return f"running (pid {self.pid}) on 127.0.0.1:{self.port}, data in {self.data_dir}"
+        return f"stopped, data in {self.data_dir}"
+
+
+class Cluster:
+    """Start, stop and inspect the private cluster described by ``DatabaseSettings``."""
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        self.settings = settings
+        self.data_dir = settings.cluster_dir.resolve()
+        self.port = settings.pg_port
+
+    # --- paths -------------------------------------------------------------------------
+    @property
+    def password_file(self) -> Path:
+        return self.settings.data_dir.resolve() / "pg-password"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "log" / "postgresql.log"
+
+    def password(self) -> str:
+        return self.password_file.read_text().strip()
+
+    def url(self, database: str | None = None) -> str:
+        s = self.settings
+        return (f"postgresql+psycopg2://{s.pg_user}:{self.password()}@127.0.0.1:{self.port}/"
+                f"{database or s.pg_database}")
+
+    # --- running commands --------------------------------------------------------------
+    def _run(self, args: list[str], *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        name = Path(args[0]).name
+        if _is_root():
+            args = ["runuser", "-u", "postgres", "--", *args]
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd="/")
+        except FileNotFoundError as exc:  # runuser or the binary itself
+            raise ClusterError(f"cannot run {args[0]}: {exc.strerror}; install PostgreSQL (`make setup`).") from exc
+        if check and proc.returncode != 0:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            raise ClusterError(f"{name} failed: " + " | ".join(tail))
+        return proc
+
+    def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self._run([str(_find_bindir() / "pg_ctl"), "-D", str(self.data_dir), *args], check=check)
+
+    def _owner_setup(self, path: Path) -> None:
+        if _is_root():
+            try:
+                pw = pwd.getpwnam("postgres")
+            except KeyError as exc:
+                raise ClusterError("the `postgres` system user is missing: install the postgresql package "
+                                   "(`make setup`).") from exc
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def status(self) -> Status:
+        initialised = (self.data_dir / "PG_VERSION").exists()
+        pid = None
+        running = False
+        if initialised:
+            proc = self._pg_ctl("status", check=False)
+            running = proc.returncode == 0
+            if running:
+                for token in proc.stdout.replace(")", " ").split():
+                    if token.isdigit():
+                        pid = int(token)
+                        break
+        return Status(running=running, initialised=initialised, pid=pid, port=self.port, data_dir=self.data_dir)
+
+    def init(self) -> bool:
+        """Create the cluster if it does not exist. Returns True when it was created."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return False
+        bindir = _find_bindir()
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._make_traversable(self.data_dir.parent)
+        self._owner_setup(self.data_dir)
+        os.chmod(self.data_dir, 0o700)
+        if not self.password_file.exists():
+            self.password_file.write_text(secrets.token_urlsafe(24) + "\n")
+            os.chmod(self.password_file, 0o600)
+        pwfile = self.data_dir.parent / ".initdb-pw"
+        pwfile.write_text(self.password() + "\n")
+        self._owner_setup(pwfile)
+        os.chmod(pwfile, 0o600)
+        try:
+            self._run([str(bindir / "initdb"), "-D", str(self.data_dir), "--encoding=UTF8", "--locale=C.UTF-8",
+                       f"--username={self.settings.pg_user}", f"--pwfile={pwfile}",
+                       "--auth-local=scram-sha-256", "--auth-host=scram-sha-256"], timeout=300)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        conf = self.data_dir / "postgresql.conf"
+        with conf.open("a") as fh:
+            fh.write(
+                "\n# zhcharge private cluster\n"
+                "listen_addresses = '127.0.0.1'\n"
+                f"port = {self.port}\n"
+                "unix_socket_directories = ''\n"
+                "logging_collector = on\n"
+                "log_directory = 'log'\n"
+                "log_filename = 'postgresql.log'\n"
+                "max_connections = 200\n"
+                "shared_buffers = 256MB\n"
+                "work_mem = 16MB\n"
+                "maintenance_work_mem = 128MB\n"
+                "effective_cache_size = 2GB\n"
+                "random_page_cost = 1.1\n"
+                "jit = off\n"
+                "timezone = 'UTC'\n"
+            )
+        return True
+
+    def _make_traversable(self, path: Path) -> None:
+        """The postgres user must be able to reach the data directory through its parents."""
+        if not _is_root():
+            return
+        for parent in [path, *path.parents]:
+            try:
+                mode = parent.stat().st_mode
+            except FileNotFoundError:
+                continue
+            if not mode & 0o001:
+                os.chmod(parent, mode | 0o001)
+
+    def start(self) -> bool:
+        """Start the cluster (creating it first if needed). Returns False when it was already running."""
+        self.init()
+        if self.status().running:
+            return False
+        (self.data_dir / "log").mkdir(exist_ok=True)
+        self._owner_setup(self.data_dir / "log")
+        self._pg_ctl("start", "-w", "-t", "120", "-l", str(self.data_dir / "log" / "startup.log"))
+        self._wait_ready()
+        self._ensure_database()
+        return True
+
+    def stop(self) -> bool:
+        if not self.status().running:
+            return False
+        self._pg_ctl("stop", "-w", "-t", "120", "-m", "fast")
+        return True
+
+    def reset(self) -> None:
+        """Stop the cluster and delete its data; the next start creates an empty one."""
+        self.stop()
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        import psycopg2
+
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                psycopg2.connect(host="127.0.0.1", port=self.port, user=self.settings.pg_user,
+                                 password=self.password(), dbname="postgres", connect_timeout=3).close()
+                return
+            except psycopg2.OperationalError as exc:
+                last = exc
+                time.sleep(0.2)
+        raise ClusterError(f"the cluster did not accept connections within {timeout:.0f} s ({last}); "
+                           f"see {self.log_file}")
+
+    def _ensure_database(self) -> None:
+        import psycopg2
+
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.settings.pg_user,
+                                password=self.password(), dbname="postgres")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.settings.pg_database,))
+                if cur.fetchone() is None:
+                    cur.execute(f'CREATE DATABASE "{self.settings.pg_database}" TEMPLATE template0 '
+                                "ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
+        finally:
+            conn.close()
+
+
+def database_url(settings: DatabaseSettings, *, start: bool = False) -> str:
+    """The SQLAlchemy URL to use: the external one when set, else the private cluster's."""
+    if settings.database_url:
+        url = settings.database_url
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+        return url
+    cluster = Cluster(settings)
+    if start:
+        cluster.start()
+    if not cluster.password_file.exists():
+        raise ClusterError("the private database has not been created yet: run `zhcharge db start` "
+                           "(or set ZHCHARGE_DATABASE_URL).")
+    return cluster.url()

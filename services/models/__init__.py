@@ -1,0 +1,10 @@
+"""SQLAlchemy models. The schema itself is built by the Alembic migrations in ``sql/migrations``.
+
+Each domain keeps its tables in its own module; importing this package registers them all on
+``Base.metadata`` (used by Alembic's autogenerate for review, never by ``create_all``).
+"""
+
+from services.models.base import Base
+from services.models import core, feed  # noqa: F401  (register tables)
+
+__all__ = ["Base"]

@@ -1,0 +1,172 @@
+"""Settings, one class per concern, all read from ``ZHCHARGE_*`` environment variables.
+
+Nothing here is built at import time: :func:`load_settings` (called by ``create_app`` and the
+CLI) reads the environment when it is called, so tests can set variables first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "AppSettings",
+    "DatabaseSettings",
+    "FeedSettings",
+    "MailSettings",
+    "SearchSettings",
+    "Settings",
+    "TileSettings",
+    "AccountSettings",
+    "SubsidySettings",
+    "SupervisionSettings",
+    "load_settings",
+]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _config(prefix: str = "ZHCHARGE_") -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", populate_by_name=True)
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the database is. Without ``ZHCHARGE_DATABASE_URL`` the private cluster is used."""
+
+    model_config = _config()
+
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL of an external PostGIS")
+    data_dir: Path = Field(default=PROJECT_ROOT / ".data", description="where the private cluster lives")
+    pg_port: int = Field(default=54329, description="loopback port of the private cluster")
+    pg_database: str = "zhcharge"
+    pg_user: str = "zhcharge"
+    pool_size: int = 10
+    max_overflow: int = 10
+    statement_timeout_ms: int = 30_000
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.data_dir / "pg"
+
+    @property
+    def embedded(self) -> bool:
+        return not self.database_url
+
+
+class AppSettings(BaseSettings):
+    model_config = _config()
+
+    env: str = Field(default="dev", description="dev | test | prod")
+    secret_key: str = Field(default="dev-only-change-me-zhcharge-secret", description="signs cookies")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = Field(default="http://127.0.0.1:8000", description="how the outside reaches us")
+    upload_dir: Path = Field(default=PROJECT_ROOT / ".data" / "uploads")
+    run_scheduler: bool = Field(default=True, description="run background jobs in this process")
+    city_adcode: int = 440400
+    cors_origins: list[str] = ["*"]
+
+
+class FeedSettings(BaseSettings):
+    """T/CEC 102 interconnection feed."""
+
+    model_config = _config("ZHCHARGE_FEED_")
+
+    sync_interval_s: int = 300
+    status_interval_s: int = 60
+    timeout_s: float = 10.0
+    retries: int = 3
+    backoff_s: float = 0.5
+    circuit_failures: int = 3
+    circuit_open_s: int = 300
+    page_size: int = 50
+    timestamp_window_s: int = 600
+    token_ttl_s: int = 7200
+    api_version: str = "v20160701"
+
+
+class TileSettings(BaseSettings):
+    model_config = _config("ZHCHARGE_TILES_")
+
+    max_zoom: int = 22
+    cluster_below_zoom: int = 12
+    cluster_cell_px: int = 64
+    cache_bytes: int = 64 * 1024 * 1024
+    max_age_s: int = 30
+    max_features: int = 20_000
+    basemap_style_url: str | None = None
+
+
+class SearchSettings(BaseSettings):
+    model_config = _config("ZHCHARGE_SEARCH_")
+
+    scale_bands: list[int] = [1, 10, 30, 100]
+    default_limit: int = 20
+    max_limit: int = 500
+    max_radius_m: float = 200_000
+    max_corridor_m: float = 50_000
+    anonymous_rate_per_min: int = 120
+    key_rate_per_min: int = 1200
+
+
+class MailSettings(BaseSettings):
+    """Outgoing mail and SMS. Without an SMTP host, messages go to the database outbox."""
+
+    model_config = _config("ZHCHARGE_MAIL_")
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_tls: bool = False
+    smtp_starttls: bool = False
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    sender: str = "noreply@zhcharge.local"
+    sms_gateway: str = Field(default="outbox", description="outbox | http")
+    sms_url: str | None = None
+
+
+class AccountSettings(BaseSettings):
+    model_config = _config("ZHCHARGE_ACCOUNTS_")
+
+    session_days: int = 7
+    code_ttl_s: int = 600
+    code_attempts: int = 5
+    code_resend_s: int = 60
+    lockout_failures: int = 5
+    lockout_s: int = 900
+
+
+class SubsidySettings(BaseSettings):
+    model_config = _config("ZHCHARGE_SUBSIDY_")
+
+
+class SupervisionSettings(BaseSettings):
+    model_config = _config("ZHCHARGE_SUPERVISION_")
+
+    fault_threshold_min: int = 60
+    fee_cap_yuan_per_kwh: float = 2.0
+    archive_max_distance_m: float = 200.0
+
+
+class Settings:
+    """All settings of one app instance."""
+
+    def __init__(self, **overrides: object) -> None:
+        self.db: DatabaseSettings = overrides.pop("db", None) or DatabaseSettings()  # type: ignore[assignment]
+        self.app: AppSettings = overrides.pop("app", None) or AppSettings()  # type: ignore[assignment]
+        self.feed: FeedSettings = overrides.pop("feed", None) or FeedSettings()  # type: ignore[assignment]
+        self.tiles: TileSettings = overrides.pop("tiles", None) or TileSettings()  # type: ignore[assignment]
+        self.search: SearchSettings = overrides.pop("search", None) or SearchSettings()  # type: ignore[assignment]
+        self.mail: MailSettings = overrides.pop("mail", None) or MailSettings()  # type: ignore[assignment]
+        self.accounts: AccountSettings = overrides.pop("accounts", None) or AccountSettings()  # type: ignore[assignment]
+        self.subsidy: SubsidySettings = overrides.pop("subsidy", None) or SubsidySettings()  # type: ignore[assignment]
+        self.supervision: SupervisionSettings = overrides.pop("supervision", None) or SupervisionSettings()  # type: ignore[assignment]
+        if overrides:
+            raise TypeError(f"unknown settings groups: {sorted(overrides)}")
+
+
+def load_settings() -> Settings:
+    """Read every settings group from the environment now."""
+    return Settings()

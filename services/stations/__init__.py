@@ -1,0 +1,1 @@
+"""Stations as the feed reports them: enumerations, derived vocabularies, filters and summaries."""

@@ -1,0 +1,119 @@
+"""Shared fixtures: every test session gets its own PostGIS database built by the migrations.
+
+Without ``ZHCHARGE_DATABASE_URL`` the private cluster (``zhcharge db start``) hosts it; with it,
+that server does (the role needs CREATEDB). Databases are named ``zhcharge_test_<random>`` so
+several test runs can share one server, and are dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.engine import Engine
+
+from services import migrate
+from services.db import Database
+from services.dbcluster import Cluster, database_url
+from services.settings import AppSettings, DatabaseSettings, FeedSettings, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _server_url() -> str:
+    settings = DatabaseSettings()
+    if settings.embedded:
+        Cluster(settings).start()
+    return database_url(settings)
+
+
+def create_database(name: str) -> str:
+    """Create an empty database on the test server and return its URL."""
+    url = make_url(_server_url())
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
+                          "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"))
+    admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(name: str) -> None:
+    url = make_url(_server_url())
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def db_url() -> Iterator[str]:
+    """A fresh database at the newest schema, for the whole test session."""
+    name = f"zhcharge_test_{os.getpid()}_{secrets.token_hex(3)}"
+    url = create_database(name)
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    from services.geography import load_districts_into_db
+
+    with engine.begin() as conn:
+        load_districts_into_db(conn)
+    engine.dispose()
+    yield url
+    drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = create_engine(db_url, pool_size=5, max_overflow=10)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def database(engine: Engine) -> Database:
+    return Database(engine)
+
+
+def make_settings(db_url: str, tmp: Path, **app: object) -> Settings:
+    return Settings(
+        db=DatabaseSettings(database_url=db_url),
+        app=AppSettings(env="test", run_scheduler=False, upload_dir=tmp / "uploads", **app),
+        feed=FeedSettings(backoff_s=0.01, timeout_s=5.0),
+    )
+
+
+@pytest.fixture(scope="session")
+def settings(db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(db_url, tmp_path_factory.mktemp("app"))
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings, database: Database):  # noqa: ANN201
+    from portal_site.app import create_app
+
+    return create_app(settings, database=database)
+
+
+@pytest.fixture()
+def client(app):  # noqa: ANN001, ANN201
+    from litestar.testing import TestClient
+
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        yield c
+
+
+def truncate(engine: Engine, *tables: str) -> None:
+    """Empty tables (and what references them) between tests that need a clean slate."""
+    with engine.begin() as conn:
+        conn.execute(text("TRUNCATE " + ", ".join(tables) + " RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
