@@ -28,6 +28,7 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from geo.errors import GeoInputError
+from portal_site import i18n
 from services.db import Database, make_engine
 from services.errors import AppError, DatabaseUnavailable
 from services.settings import Settings, load_settings
@@ -161,6 +162,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     template_engine = JinjaTemplateEngine(directory=HERE / "templates")
     template_engine.engine.autoescape = True  # also for templates not named .html
+    i18n.register(template_engine.engine)
 
     app = Litestar(
         route_handlers=route_handlers,
