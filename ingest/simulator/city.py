@@ -199,11 +199,13 @@ class SimOperator:
     stations: list[SimStation] = field(default_factory=list)
     next_station_seq: int = 1
 
+    _index: dict[str, SimStation] = field(default_factory=dict, repr=False, compare=False)
+
     def station(self, station_id: str) -> SimStation | None:
-        for s in self.stations:
-            if s.station_id == station_id:
-                return s
-        return None
+        # Stations are only ever added, so a size check keeps the index fresh.
+        if len(self._index) != len(self.stations):
+            self._index = {s.station_id: s for s in self.stations}
+        return self._index.get(station_id)
 
     @property
     def connector_count(self) -> int:

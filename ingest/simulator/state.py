@@ -115,6 +115,9 @@ class Simulator:
         self._pushers: dict[str, _Pusher] = {}
         self._task: asyncio.Task | None = None
         self._client: httpx.AsyncClient | None = None
+        # Bumped whenever piles or stations are added: invalidates the cached connector pools.
+        self._topology = 0
+        self._pools: dict[str | None, tuple[tuple, list]] = {}
         for op_id in self.operators:
             target = None
             if op_id in config.push_targets:
@@ -218,14 +221,20 @@ class Simulator:
     # ------------------------------------------------------------------ mutations
 
     def _live_connectors(self, operator_id: str | None) -> list[tuple[SimOperator, SimStation, SimConnector]]:
+        key = (operator_id, self._topology)
+        cached = self._pools.get(operator_id)
+        if cached is not None and cached[0] == key:
+            return cached[1]
         ops = [self.operators[operator_id]] if operator_id else list(self.operators.values())
-        return [
+        pool = [
             (op, s, c)
             for op in ops
             for s in op.stations
             if s.fields["StationStatus"] == 50
             for c in s.connectors()
         ]
+        self._pools[operator_id] = (key, pool)
+        return pool
 
     def apply_status_changes(self, n: int, operator_id: str | None = None) -> list[dict[str, Any]]:
         """Change ``n`` connector statuses now; push each change; return what changed."""
@@ -270,6 +279,7 @@ class Simulator:
             for c in eq.connectors:
                 c.status, c.park_status, c.lock_status = 1, 10, 10
             what = f"EquipmentInfos+{eq.equipment_id}"
+            self._topology += 1
         station.touch(when)
         return {"OperatorID": op.operator_id, "StationID": station.station_id, "Changed": what}
 
@@ -285,6 +295,7 @@ class Simulator:
         op.next_station_seq += 1
         op.stations.append(station)
         op.stations.sort(key=lambda s: s.station_id)
+        self._topology += 1
         return {"OperatorID": op.operator_id, "StationID": station.station_id, "Changed": "added"}
 
     def mutate_for_sync(self, op: SimOperator) -> None:

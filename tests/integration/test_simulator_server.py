@@ -501,3 +501,19 @@ def test_cli_options_and_config_file(tmp_path):
     for opt in ("--seed", "--stations", "--operators", "--host", "--port", "--config", "--token-ttl",
                 "--changes-per-second", "--push-url"):
         assert opt in out.output
+
+
+def test_admin_answers_loopback_only():
+    from types import SimpleNamespace
+
+    from litestar.exceptions import PermissionDeniedException
+
+    from ingest.simulator.server import _loopback_only
+
+    app = build_app(SimConfig(stations=5, operators=1))
+    remote = SimpleNamespace(app=app, client=SimpleNamespace(host="10.0.0.5"))
+    with pytest.raises(PermissionDeniedException):
+        _loopback_only(remote, None)
+    _loopback_only(SimpleNamespace(app=app, client=SimpleNamespace(host="127.0.0.1")), None)
+    app.state.sim.config.admin_remote = True
+    _loopback_only(remote, None)
