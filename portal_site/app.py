@@ -28,7 +28,7 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from geo.errors import GeoInputError
-from portal_site import i18n
+from portal_site import auth, i18n
 from services.db import Database, make_engine
 from services.errors import AppError, DatabaseUnavailable
 from services.settings import Settings, load_settings
@@ -42,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 # Every module here exports ROUTES (a list of handlers/routers/controllers).
 ROUTE_MODULES: list[str] = [
     "portal_site.routes.health",
+    "portal_site.routes.accounts",
+    "portal_site.routes.backoffice",
 ]
 
 
@@ -163,6 +165,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     template_engine = JinjaTemplateEngine(directory=HERE / "templates")
     template_engine.engine.autoescape = True  # also for templates not named .html
     i18n.register(template_engine.engine)
+    auth.register_templates(template_engine.engine)
 
     app = Litestar(
         route_handlers=route_handlers,
@@ -177,6 +180,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             Exception: _internal_error_handler,
         },
         template_config=TemplateConfig(instance=template_engine),
+        middleware=[auth.SessionMiddleware()],
         openapi_config=OpenAPIConfig(title="zhcharge open API", version="1.0.0", path="/api/docs",
                                      description="Charging stations of Zhuhai: search, facets, live status, tiles.",
                                      render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")]),

@@ -7,5 +7,6 @@ Each domain keeps its tables in its own module; importing this package registers
 from services.models.base import Base
 from services.models import core, feed  # noqa: F401  (register tables)
 from services import workflow  # noqa: F401,E402  (workflow_events)
+from services.models import accounts  # noqa: F401,E402  (users, sessions, codes, outbox, news, pages)
 
 __all__ = ["Base"]

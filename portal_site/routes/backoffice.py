@@ -1,0 +1,153 @@
+"""The operator overview (B1) with the registration progress and "modify registration", and the
+regulators' home and registration review (/admin/, /admin/registrations)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body
+from litestar.response import Redirect, Template
+from sqlalchemy import text
+
+from portal_site import auth
+from services.accounts import registration as reg
+from services.accounts.messaging import messenger_for
+from services.db import Database
+from services.errors import AppError
+from services.settings import Settings
+
+Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+
+STEPS = [  # the step guide of B1: (zh, en, path)
+    ("录入站点档案", "Enter the station archives", "/backoffice/stations"),
+    ("上传检测报告", "Upload the test reports", "/backoffice/reports"),
+    ("录入设施档案并申请核查", "Enter the facility archives and apply for the check", "/backoffice/facilities"),
+    ("配置互联互通并联调", "Configure the interconnection and run the joint debugging", "/backoffice/interconnection"),
+    ("申请设施互联互通", "Apply for the interconnection of the facilities", "/backoffice/facilities"),
+    ("申请补贴", "Apply for subsidies", "/backoffice/subsidy/rules"),
+]
+
+
+def _count(s: Any, sql: str, params: dict[str, Any], table: str) -> int | None:
+    """A count from a table another domain owns, or None while that table does not exist yet."""
+    if s.execute(text("SELECT to_regclass(:t)"), {"t": table}).scalar() is None:
+        return None
+    return s.execute(text(sql), params).scalar()
+
+
+def _overview_counts(s: Any, operator_id: str) -> dict[str, int | None]:
+    p = {"o": operator_id}
+    return {
+        "stations_reported": _count(s, "SELECT count(*) FROM stations WHERE operator_id = :o AND feed_state = 'active'",
+                                    p, "stations"),
+        "stations_interconnected": _count(s, "SELECT count(*) FROM stations WHERE operator_id = :o AND interconnected",
+                                          p, "stations"),
+        "piles_interconnected": _count(s, "SELECT count(*) FROM equipment e JOIN stations st ON st.id = e.station_pk "
+                                          "WHERE st.operator_id = :o AND st.interconnected", p, "equipment"),
+    }
+
+
+@get("/backoffice/", guards=[auth.require_operator_any], sync_to_thread=True, include_in_schema=False)
+def overview(request: Request, db: Database) -> Template:
+    user = auth.current_user(request)
+    with db.session() as s:
+        registration = reg.get_registration(s, user.operator_pk)
+        counts = _overview_counts(s, user.operator_id) if user.approved else {}
+    return Template("backoffice/overview.html", context={
+        
+        "registration": registration, "counts": counts, "steps": STEPS,
+        "flash": request.query_params.get("ok") and "已重新提交注册申请 / the registration was resubmitted"})
+
+
+@get("/backoffice/registration", guards=[auth.require_operator_any], sync_to_thread=True, include_in_schema=False)
+def registration_form(request: Request, db: Database) -> Template:
+    user = auth.current_user(request)
+    with db.session() as s:
+        registration = reg.get_registration(s, user.operator_pk)
+    form = {"company_name": registration["name"], "credit_code": registration["credit_code"] or "",
+            "address": registration["address"] or "", "legal_representative": registration["legal_representative"] or "",
+            "contact_name": registration["contact_name"] or "", "phone": registration["contact_phone"] or ""}
+    return Template("backoffice/registration_edit.html", context={
+        "registration": registration, "form": form, "errors": {}})
+
+
+@post("/backoffice/registration", guards=[auth.require_operator_any], sync_to_thread=True, include_in_schema=False)
+def registration_resubmit(request: Request, db: Database, data: Form) -> Template | Redirect:
+    user = auth.current_user(request)
+    form = reg.RegistrationForm.from_form(data)
+    try:
+        with db.session() as s:
+            reg.update_registration(s, user, form)
+    except AppError as exc:
+        with db.session() as s:
+            registration = reg.get_registration(s, user.operator_pk)
+        errors = exc.details if isinstance(exc.details, dict) else {exc.param or "_": exc.message}
+        return Template("backoffice/registration_edit.html", status_code=exc.status_code, context={
+            "registration": registration, "form": data, "errors": errors,
+            "flash": exc.message, "flash_error": True})
+    return Redirect("/backoffice/?ok=1")
+
+
+# --- regulators ----------------------------------------------------------------------------------
+@get("/admin/", guards=[auth.require_regulator], sync_to_thread=True, include_in_schema=False)
+def admin_home(request: Request, db: Database) -> Template:
+    with db.session() as s:
+        pending = len(reg.list_registrations(s, "submitted"))
+    return Template("admin/home.html", context={"pending": pending})
+
+
+@get("/admin/registrations", guards=[auth.require_regulator], sync_to_thread=True, include_in_schema=False)
+def registrations(request: Request, db: Database) -> Template:
+    state = request.query_params.get("state", "submitted")
+    state = state if state in ("submitted", "approved", "rejected", "all") else "submitted"
+    with db.session() as s:
+        rows = reg.list_registrations(s, None if state == "all" else state)
+    return Template("admin/registrations.html", context={"rows": rows, "state": state,
+                                                          "labels": reg.STATE_LABELS})
+
+
+@get("/admin/registrations/{operator_pk:int}", guards=[auth.require_regulator], sync_to_thread=True,
+     include_in_schema=False)
+def registration_detail(request: Request, db: Database, operator_pk: int) -> Template:
+    with db.session() as s:
+        row = reg.get_registration(s, operator_pk)
+        if row is None or row["registration_state"] is None:
+            raise NotFoundException("no such registration")
+        users = s.execute(text("SELECT account_name, phone, email, created_at FROM users WHERE operator_pk = :pk "
+                               "ORDER BY id"), {"pk": operator_pk}).mappings().all()
+        history = s.execute(text("SELECT at, actor, action, details FROM audit_log WHERE target_type = 'operator' "
+                                 "AND target_id = :pk AND action LIKE 'registration.%' ORDER BY at, id"),
+                            {"pk": str(operator_pk)}).mappings().all()
+    user = auth.current_user(request)
+    return Template("admin/registration_detail.html", context={
+        "r": row, "users": users, "history": history, "labels": reg.STATE_LABELS,
+        "actions": reg.allowed_actions(row["registration_state"], user.role),
+        "flash": request.query_params.get("done") and "已处理 / done"})
+
+
+@post("/admin/registrations/{operator_pk:int}/{action:str}", guards=[auth.require_regulator], sync_to_thread=True,
+      include_in_schema=False)
+def registration_decide(request: Request, db: Database, settings: Settings, operator_pk: int, action: str,
+                        data: Form) -> Redirect:
+    if action not in ("approve", "reject"):
+        raise NotFoundException("no such action")
+    user = auth.current_user(request)
+    with db.session() as s:
+        reg.apply(s, operator_pk, action, user, data.get("reason"))
+        row = reg.get_registration(s, operator_pk)
+        if row and row["email"]:
+            if action == "approve":
+                subject, body = "注册审核通过", (f"{row['name']}：您的注册申请已审核通过，现在可以登录监管子系统使用全部功能。\n"
+                                               f"{settings.app.public_url}/login")
+            else:
+                subject, body = "注册审核未通过", (f"{row['name']}：您的注册申请未通过审核。原因：{data.get('reason')}\n"
+                                                 f"请登录后在“运营商概览”中修改注册信息并重新提交。{settings.app.public_url}/login")
+            messenger_for(settings.mail).email(s, row["email"], subject, body)
+    return Redirect(f"/admin/registrations/{operator_pk}?done=1")
+
+
+ROUTES: list[Any] = [overview, registration_form, registration_resubmit, admin_home, registrations,
+                     registration_detail, registration_decide]
