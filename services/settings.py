@@ -109,6 +109,7 @@ class SearchSettings(BaseSettings):
     max_corridor_m: float = 50_000
     anonymous_rate_per_min: int = 120
     key_rate_per_min: int = 1200
+    geojson_max_limit: int = Field(default=10_000, description="largest page of /api/v1/stations.geojson")
 
 
 class MailSettings(BaseSettings):

@@ -1,0 +1,316 @@
+"""The open API, ``/api/v1``: station search with facets, one station, GeoJSON, CSV, reference, stats.
+
+Rules every endpoint follows
+- Query parameters are parsed by :func:`services.search.parse_search`; a bad or unknown one is a
+  400 whose JSON names it (``{"error", "message", "param"}``), never a 500.
+- Rate limits (``X-RateLimit-Limit/Remaining/Reset`` on every response, 429 + ``Retry-After``
+  over the limit) are counted in the database so all worker processes share them
+  (:mod:`services.search.ratelimit`). A key (``X-API-Key`` header or ``api_key`` parameter)
+  raises the limit; an unknown or revoked key is a 401.
+- ETags are ``W/"<stations data version>-<hash of path and query>"``; ``If-None-Match`` gives 304.
+- Coordinates in: WGS84. Out: ``crs=wgs84`` (default) or ``gcj02``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from functools import partial
+from typing import Annotated, Any
+
+import anyio.to_thread
+from litestar import MediaType, Request, Response, Router, get
+from litestar.datastructures import MutableScopeHeaders
+from litestar.di import Provide
+from litestar.middleware import AbstractMiddleware
+from litestar.params import Parameter
+from litestar.response import Stream
+from litestar.types import Message, Receive, Scope, Send
+
+from services.db import Database
+from services.errors import BadRequest
+from services.search import parse_search, search
+from services.search.catalog import iter_matches, reference, station_detail, stats
+from services.search.ratelimit import RateDecision, check_rate
+from services.search.schemas import ReferenceResponse, SearchResponse, StationDetail, StatsResponse
+from services.settings import Settings
+
+__all__ = ["ROUTES", "RateLimitMiddleware"]
+
+API_PREFIX = "/api/v1"
+
+
+# --- rate limiting ------------------------------------------------------------------------------
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
+def _api_key(scope: Scope) -> str | None:
+    request: Request = Request(scope)
+    return request.headers.get("x-api-key") or request.query_params.get("api_key") or None
+
+
+def _check(db: Database, settings: Settings, ip: str, key: str | None) -> RateDecision:
+    with db.engine.begin() as conn:
+        return check_rate(conn, ip=ip, api_key=key, anonymous_per_min=settings.search.anonymous_rate_per_min,
+                          key_per_min=settings.search.key_rate_per_min)
+
+
+class RateLimitMiddleware(AbstractMiddleware):
+    """Counts the request, stops it with 429/401 when needed, and adds the X-RateLimit headers."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        app = scope["app"]
+        decision = await anyio.to_thread.run_sync(partial(
+            _check, app.state["db"], app.state["settings"], _client_ip(scope), _api_key(scope)))
+        scope.setdefault("state", {})["zh_data_version"] = decision.data_version
+        headers = {"X-RateLimit-Limit": str(decision.limit), "X-RateLimit-Remaining": str(decision.remaining),
+                   "X-RateLimit-Reset": str(decision.reset_at)}
+        if not decision.key_valid:
+            await _send_json(send, 401, {"error": "Unauthorized", "message": "unknown or revoked API key",
+                                         "param": "api_key"}, headers)
+            return
+        if not decision.allowed:
+            headers["Retry-After"] = str(decision.retry_after)
+            await _send_json(send, 429, {"error": "RateLimited", "message":
+                                         f"rate limit of {decision.limit} requests per minute exceeded; "
+                                         f"retry after {decision.retry_after} s (an API key raises the limit)"},
+                             headers)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                mh = MutableScopeHeaders.from_message(message)
+                for k, v in headers.items():
+                    mh[k] = v
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+async def _send_json(send: Send, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+    payload = json.dumps(body, ensure_ascii=False).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def _etag(request: Request, *extra: str) -> str:
+    version = request.scope.get("state", {}).get("zh_data_version", 0)
+    digest = hashlib.sha256("\x1f".join([request.url.path, *extra]).encode()).hexdigest()[:16]
+    return f'W/"{version}-{digest}"'
+
+
+def _not_modified(request: Request, etag: str) -> bool:
+    inm = request.headers.get("if-none-match")
+    return bool(inm) and (inm.strip() == "*" or etag in [t.strip() for t in inm.split(",")])
+
+
+def _cached(request: Request, etag: str, content: Any, media_type: str = MediaType.JSON) -> Response:
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=0, must-revalidate", "Vary": "Accept-Encoding"}
+    if _not_modified(request, etag):
+        return Response(content=b"", status_code=304, headers=headers)
+    return Response(content=content, media_type=media_type, headers=headers)
+
+
+# --- documented parameters (for the OpenAPI document; the values are parsed from the query) -----
+def _search_params(
+    operator: Annotated[list[str] | None, Parameter(description="OperatorID(s); repeat or comma-separate (OR)")] = None,
+    district: Annotated[list[str] | None, Parameter(description="district adcode(s), e.g. 440402")] = None,
+    station_type: Annotated[list[str] | None, Parameter(description="StationType integer(s): 1 public, 50 personal, "
+                                                                    "100–106 dedicated, 255 other")] = None,
+    scale: Annotated[list[str] | None, Parameter(description="small|medium|large|xlarge (piles 1–9, 10–29, 30–99, "
+                                                             "100+ by default)")] = None,
+    facility_type: Annotated[list[str] | None, Parameter(description="dc|ac|acdc|wireless|other: a station matches "
+                                                                     "when at least one pile is of the type")] = None,
+    payment: Annotated[list[str] | None, Parameter(description="card|online|cash|other")] = None,
+    q: Annotated[str | None, Parameter(description="name, operator or address: Chinese substring, full pinyin "
+                                                   "(changlong) or initials (xxcd)", max_length=100)] = None,
+    available: Annotated[str | None, Parameter(description="true: at least one connector free now")] = None,
+    min_power: Annotated[str | None, Parameter(description="kW: at least one pile of at least this power")] = None,
+    exclude_operator: Annotated[list[str] | None, Parameter(description="OperatorID(s) to leave out")] = None,
+    bbox: Annotated[str | None, Parameter(description="minLng,minLat,maxLng,maxLat (WGS84)")] = None,
+    lat: Annotated[str | None, Parameter(description="WGS84 latitude (with lng): distances and nearest-N")] = None,
+    lng: Annotated[str | None, Parameter(description="WGS84 longitude (with lat)")] = None,
+    radius: Annotated[str | None, Parameter(description="metres around lat/lng (geodesic)")] = None,
+    route: Annotated[str | None, Parameter(description="encoded polyline (precision 5) or WKT LINESTRING")] = None,
+    corridor: Annotated[str | None, Parameter(description="metres either side of the route (default 1000)")] = None,
+    sort: Annotated[str | None, Parameter(description="relevance|distance|route|name|max_power|free; default: "
+                                                      "route, distance, relevance or name by what is given")] = None,
+    updated_since: Annotated[str | None, Parameter(description="ISO 8601: only stations changed since then")] = None,
+    crs: Annotated[str | None, Parameter(description="wgs84 (default) or gcj02, for output coordinates")] = None,
+    api_key: Annotated[str | None, Parameter(description="API key (or the X-API-Key header)")] = None,
+) -> None:
+    return None
+
+
+def _paging_params(
+    limit: Annotated[str | None, Parameter(description="page size, 1 to max_limit (see /api/v1/reference)")] = None,
+    cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+    facets: Annotated[str | None, Parameter(description="true (default) or false")] = None,
+) -> None:
+    return None
+
+
+_SEARCH_DEPS = {"search_params": Provide(_search_params, sync_to_thread=False),
+                "paging_params": Provide(_paging_params, sync_to_thread=False)}
+
+
+# --- handlers -----------------------------------------------------------------------------------
+@get("/stations", sync_to_thread=True, dependencies=_SEARCH_DEPS, summary="Search stations with facets",
+     description="Filters: OR within a dimension, AND across dimensions. `facets` maps each dimension to "
+                 "`{value, label, label_en, count}`, each count applying every other dimension's filter but not "
+                 "its own. Pages with `next_cursor` (stable while data changes).", tags=["stations"])
+def list_stations(request: Request, db: Database, settings: Settings, search_params: None,
+                  paging_params: None) -> Response[SearchResponse]:
+    query = parse_search(request.query_params, settings.search)
+    etag = _etag(request, query.cache_key())
+    if _not_modified(request, etag):
+        return _cached(request, etag, b"")
+    with db.engine.connect() as conn:
+        res = search(conn, query)
+    body = {"total": res.total, "items": res.items, "facets": res.facets, "next_cursor": res.next_cursor}
+    return _cached(request, etag, body)
+
+
+@get("/stations/{station_pk:int}", sync_to_thread=True, summary="One station with piles, connectors and live status",
+     tags=["stations"])
+def get_station(request: Request, db: Database, settings: Settings,
+                station_pk: Annotated[int, Parameter(description="the station's id (from search items)")],
+                crs: Annotated[str | None, Parameter(description="wgs84 (default) or gcj02")] = None,
+                api_key: Annotated[str | None, Parameter(description="API key")] = None) -> Response[StationDetail]:
+    crs_value = (crs or "wgs84").lower()
+    if crs_value not in ("wgs84", "gcj02"):
+        raise BadRequest(f"unknown value {crs!r} for parameter 'crs'; allowed: wgs84, gcj02", param="crs")
+    for name in request.query_params.keys():
+        if name not in ("crs", "api_key", "lang") and not name.startswith("_"):
+            raise BadRequest(f"unknown parameter '{name}'", param=name)
+    if not 0 < station_pk < 2**63:
+        raise BadRequest("parameter 'station_pk' is out of range", param="station_pk")
+    etag = _etag(request, crs_value)
+    if _not_modified(request, etag):
+        return _cached(request, etag, b"")
+    with db.engine.connect() as conn:
+        item = station_detail(conn, station_pk, crs=crs_value)
+    return _cached(request, etag, item)
+
+
+@get("/stations.geojson", sync_to_thread=True, dependencies=_SEARCH_DEPS, tags=["stations"],
+     summary="Search results as a GeoJSON FeatureCollection (RFC 7946)",
+     description="Same parameters as /stations; `limit` up to `geojson_max_limit`; the next page's cursor "
+                 "is in the foreign member `next_cursor`. RFC 7946 means WGS84; crs=gcj02 is a non-standard "
+                 "convenience for Chinese base maps.", media_type="application/geo+json")
+def stations_geojson(request: Request, db: Database, settings: Settings, search_params: None,
+                     paging_params: None) -> Response[dict[str, Any]]:
+    query = parse_search(request.query_params, settings.search, max_limit=settings.search.geojson_max_limit)
+    etag = _etag(request, query.cache_key())
+    if _not_modified(request, etag):
+        return _cached(request, etag, b"", "application/geo+json")
+    from dataclasses import replace
+
+    with db.engine.connect() as conn:
+        res = search(conn, replace(query, facets=False))
+    features = []
+    for it in res.items:
+        props = {k: v for k, v in it.items() if k not in ("lng", "lat")}
+        features.append({"type": "Feature", "id": it["id"],
+                         "geometry": {"type": "Point", "coordinates": [it["lng"], it["lat"]]}, "properties": props})
+    body = {"type": "FeatureCollection", "features": features, "total": res.total, "next_cursor": res.next_cursor}
+    return _cached(request, etag, body, "application/geo+json")
+
+
+CSV_COLUMNS = ["id", "operator_id", "station_id", "name", "operator_name", "address", "district", "district_name",
+               "lng", "lat", "station_type", "station_status", "facility_types", "payments", "connectors_total",
+               "connectors_free", "availability", "pile_count", "scale", "max_power_kw", "electricity_fee",
+               "service_fee", "park_fee", "hours", "updated_at"]
+
+
+def _csv_chunks(db: Database, query: Any) -> Iterator[bytes]:
+    yield "\ufeff".encode()  # a BOM, so spreadsheet programs read UTF-8 Chinese correctly
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    with db.engine.connect() as conn:
+        for batch in iter_matches(conn, query):
+            for it in batch:
+                fees = it["fees"]
+                writer.writerow([
+                    it["id"], it["operator_id"], it["station_id"], it["name"], it["operator_name"], it["address"],
+                    it["district"], it["district_name"], it["lng"], it["lat"], it["station_type"],
+                    it["station_status"], "|".join(it["facility_types"]), "|".join(it["payments"]),
+                    it["connectors_total"], it["connectors_free"], it["availability"], it["pile_count"],
+                    it["scale"], it["max_power_kw"], fees["electricity_fee"], fees["service_fee"], fees["park_fee"],
+                    it["hours"], it["updated_at"]])
+            yield buf.getvalue().encode("utf-8")
+            buf.seek(0)
+            buf.truncate()
+    rest = buf.getvalue()
+    if rest:
+        yield rest.encode("utf-8")
+
+
+@get("/stations.csv", sync_to_thread=True, dependencies={"search_params": Provide(_search_params,
+                                                                                 sync_to_thread=False)},
+     tags=["stations"], summary="Every matching station as CSV (streamed)",
+     description="Bulk download: all matches ordered by id, UTF-8 with a BOM; `X-Generated-At` and "
+                 "`Last-Modified` give the generation time.", media_type="text/csv")
+def stations_csv(request: Request, db: Database, settings: Settings, search_params: None) -> Stream:
+    query = parse_search(request.query_params, settings.search, paging=False)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    return Stream(partial(_csv_chunks, db, query), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="zhcharge-stations-{now:%Y%m%d}.csv"',
+        "X-Generated-At": now.isoformat(),
+        "Last-Modified": now.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+        "Cache-Control": "no-cache"})
+
+
+@get("/reference", sync_to_thread=True, tags=["reference"],
+     summary="Every enumeration the API uses, with Chinese and English labels")
+def get_reference(request: Request, db: Database, settings: Settings,
+                  api_key: Annotated[str | None, Parameter(description="API key")] = None,
+                  ) -> Response[ReferenceResponse]:
+    etag = _etag(request, "reference")
+    if _not_modified(request, etag):
+        return _cached(request, etag, b"")
+    with db.engine.connect() as conn:
+        body = reference(conn, settings.search)
+    return _cached(request, etag, body)
+
+
+_STATS_CACHE: dict[tuple[int, int], dict[str, Any]] = {}
+
+
+@get("/stats", sync_to_thread=True, tags=["reference"],
+     summary="Totals: stations, piles, connectors, power, operators; by district, operator and station type")
+def get_stats(request: Request, db: Database, settings: Settings,
+              api_key: Annotated[str | None, Parameter(description="API key")] = None) -> Response[StatsResponse]:
+    version = int(request.scope.get("state", {}).get("zh_data_version", 0))
+    etag = _etag(request, "stats")
+    if _not_modified(request, etag):
+        return _cached(request, etag, b"")
+    cache_key = (id(db), version)
+    body = _STATS_CACHE.get(cache_key)
+    if body is None:
+        with db.engine.connect() as conn:
+            body = stats(conn, version)
+        _STATS_CACHE.clear()
+        _STATS_CACHE[cache_key] = body
+    return _cached(request, etag, body)
+
+
+api_router = Router(path=API_PREFIX, route_handlers=[list_stations, get_station, stations_geojson, stations_csv,
+                                                    get_reference, get_stats],
+                    middleware=[RateLimitMiddleware])
+
+ROUTES: list[Any] = [api_router]
+

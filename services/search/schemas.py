@@ -1,0 +1,147 @@
+"""Response shapes of the open API (msgspec structs: the OpenAPI document is built from them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "ConnectorOut", "EquipmentOut", "FacetValue", "Facets", "Fees", "ReferenceResponse", "SearchResponse",
+    "StationDetail", "StationItem", "StatsResponse", "StatsRow", "StatsTotals",
+]
+
+
+class Fees(msgspec.Struct):
+    electricity_fee: str | None = None
+    service_fee: str | None = None
+    park_fee: str | None = None
+
+
+class StationItem(msgspec.Struct):
+    id: int
+    operator_id: str
+    station_id: str
+    name: str
+    operator_name: str | None
+    address: str | None
+    district: int | None
+    district_name: str | None
+    district_name_en: str | None
+    lng: float
+    lat: float
+    station_type: int
+    station_status: int
+    facility_types: list[str]
+    payments: list[str]
+    connectors_total: int
+    connectors_free: int
+    availability: str
+    pile_count: int
+    scale: str | None
+    max_power_kw: float | None
+    fees: Fees
+    hours: str | None
+    park_info: str | None
+    station_tel: str | None
+    updated_at: datetime
+    distance_m: float | None = None
+
+
+class FacetValue(msgspec.Struct):
+    value: str | int
+    label: str
+    label_en: str
+    count: int
+
+
+class Facets(msgspec.Struct):
+    operator: list[FacetValue]
+    district: list[FacetValue]
+    station_type: list[FacetValue]
+    scale: list[FacetValue]
+    facility_type: list[FacetValue]
+    payment: list[FacetValue]
+
+
+class SearchResponse(msgspec.Struct):
+    total: int
+    items: list[StationItem]
+    facets: Facets | None
+    next_cursor: str | None
+
+
+class ConnectorOut(msgspec.Struct):
+    connector_id: str
+    connector_name: str | None
+    connector_type: int
+    connector_type_label: str | None
+    connector_type_label_en: str | None
+    power_kw: float
+    voltage_upper_limits: int | None
+    voltage_lower_limits: int | None
+    current: int | None
+    park_no: str | None
+    national_standard: int | None
+    status: int | None
+    status_label: str | None
+    status_label_en: str | None
+    park_status: int | None
+    lock_status: int | None
+    status_since: datetime | None
+
+
+class EquipmentOut(msgspec.Struct):
+    equipment_id: str
+    equipment_name: str | None
+    equipment_type: int
+    facility_type: str | None
+    manufacturer_name: str | None
+    equipment_model: str | None
+    power_kw: float
+    connectors: list[ConnectorOut]
+
+
+class StationDetail(StationItem, kw_only=True):
+    site_guide: str | None = None
+    service_tel: str | None = None
+    construction: int | None = None
+    park_nums: int = 0
+    match_cars: str | None = None
+    remark: str | None = None
+    support_order: int | None = None
+    pictures: list[str] = []
+    equipment: list[EquipmentOut] = []
+
+
+class StatsTotals(msgspec.Struct):
+    stations: int
+    piles: int
+    connectors: int
+    connectors_free: int
+    power_kw: float
+    operators: int
+
+
+class StatsRow(msgspec.Struct):
+    value: str | int
+    label: str
+    label_en: str
+    stations: int
+    piles: int
+    connectors: int
+    power_kw: float
+
+
+class StatsResponse(msgspec.Struct):
+    totals: StatsTotals
+    by_district: list[StatsRow]
+    by_operator: list[StatsRow]
+    by_station_type: list[StatsRow]
+    data_version: int
+
+
+class ReferenceResponse(msgspec.Struct):
+    enumerations: dict[str, list[dict[str, Any]]]
+    parameters: dict[str, Any]
