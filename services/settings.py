@@ -97,6 +97,11 @@ class TileSettings(BaseSettings):
     max_age_s: int = 30
     max_features: int = 20_000
     basemap_style_url: str | None = None
+    cdn_max_age_s: int = 60
+    stale_while_revalidate_s: int = 30
+    version_poll_s: float = Field(default=1.0, description="data-version poll interval when LISTEN is down")
+    tilejson_maxzoom: int = Field(default=16, description="maxzoom advertised to clients; they overzoom beyond")
+    sse_min_interval_s: float = Field(default=2.0, description="at most one live-map version event this often")
 
 
 class SearchSettings(BaseSettings):

@@ -1,0 +1,150 @@
+"""Render tiles in PostGIS: one statement per tile on a small raw psycopg2 pool.
+
+The HTTP path skips the ORM on purpose: a tile is ``execute`` + ``fetchone`` of one ``bytea``,
+on autocommit read-only connections (no BEGIN/COMMIT round trips). Statement text is built once
+per filter shape (the predicates of ``StationFilter.where_sql()``) and kept; values are always
+bind parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2
+import psycopg2.pool
+from sqlalchemy.engine import URL, make_url
+
+from geo.gcj02 import wgs84_to_gcj02
+from services.db import read_sql
+from services.errors import DatabaseUnavailable
+from services.settings import TileSettings
+from services.stations.filters import StationFilter
+from tiles.grid import WORLD_SIZE, TileAddress, cluster_cell_size, tile_bounds_3857
+
+__all__ = ["TileRenderer", "connect_kwargs", "station_tile_sql", "CRS_VALUES"]
+
+CRS_VALUES = ("wgs84", "gcj02")
+_BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_BUFFER = 64 / 4096
+# GCJ-02 moves a point by well under 1 km; in Web Mercator metres that is < 2 km up to 55°N.
+_GCJ_SEARCH_MARGIN_M = 2000.0
+_GEOM = {
+    "wgs84": "s.geom_3857",
+    "gcj02": "ST_Transform(zh_wgs84_to_gcj02(s.geom), 3857)",
+}
+
+
+def connect_kwargs(url: str | URL, *, statement_timeout_ms: int = 10_000) -> dict[str, Any]:
+    """psycopg2.connect() arguments for a SQLAlchemy URL."""
+    u = make_url(url) if isinstance(url, str) else url
+    kw: dict[str, Any] = {k: v for k, v in u.translate_connect_args(username="user", database="dbname").items()
+                          if v is not None}
+    kw.update({k: v for k, v in u.query.items() if isinstance(v, str)})
+    kw["application_name"] = "zhcharge-tiles"
+    kw["connect_timeout"] = 5
+    kw["options"] = (f"-c statement_timeout={statement_timeout_ms} -c default_transaction_read_only=on "
+                     "-c timezone=UTC -c jit=off")
+    return kw
+
+
+def _to_pyformat(sql: str) -> str:
+    """SQLAlchemy-style ``:name`` binds (as StationFilter renders them) to psycopg2 ``%(name)s``."""
+    return _BIND.sub(r"%(\1)s", sql)
+
+
+def station_tile_sql(flt: StationFilter, *, clusters: bool, crs: str) -> str:
+    """The full statement for a station tile (psycopg2 paramstyle)."""
+    template = read_sql("queries/tile_clusters.sql" if clusters else "queries/tile_stations.sql")
+    env = "b.env" if clusters else "b.benv"
+    if crs == "gcj02":
+        prefilter = (f"s.geom_3857 && ST_Expand({env}, {_GCJ_SEARCH_MARGIN_M}) "
+                     f"AND {_GEOM['gcj02']} && {env}")
+    else:
+        prefilter = f"s.geom_3857 && {env}"
+    where = _to_pyformat(flt.where_sql("s"))
+    return (template.replace("{{geom}}", _GEOM[crs]).replace("{{prefilter}}", prefilter)
+            .replace("{{where}}", where))
+
+
+def _gcj_offset_3857(z: int, x: int, y: int) -> tuple[float, float]:
+    """GCJ-02 shift at the tile centre in Web Mercator metres (0, 0 outside China)."""
+    minx, miny, maxx, maxy = tile_bounds_3857(z, x, y)
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    r = WORLD_SIZE / (2 * math.pi)
+    lng = math.degrees(cx / r)
+    lat = math.degrees(2 * math.atan(math.exp(cy / r)) - math.pi / 2)
+    glng, glat = wgs84_to_gcj02(lng, lat)
+    gx = math.radians(glng) * r
+    gy = r * math.log(math.tan(math.pi / 4 + math.radians(glat) / 2))
+    return gx - cx, gy - cy
+
+
+class TileRenderer:
+    """Owns the tile connection pool and turns (layer, address, filter, crs) into MVT bytes."""
+
+    def __init__(self, url: str | URL, settings: TileSettings, *, maxconn: int = 8,
+                 statement_timeout_ms: int = 10_000) -> None:
+        self.settings = settings
+        self.kwargs = connect_kwargs(url, statement_timeout_ms=statement_timeout_ms)
+        self._pool = psycopg2.pool.ThreadedConnectionPool(0, maxconn, **self.kwargs)
+        self._sql: dict[tuple[bool, str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._pool.closeall()
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        try:
+            conn = self._pool.getconn()
+        except psycopg2.OperationalError as exc:
+            raise DatabaseUnavailable("the database is unavailable; please retry shortly") from exc
+        if not conn.autocommit:
+            conn.autocommit = True
+        broken = False
+        try:
+            yield conn
+        except psycopg2.OperationalError as exc:
+            broken = True
+            raise DatabaseUnavailable("the database is unavailable; please retry shortly") from exc
+        except psycopg2.Error:
+            broken = bool(conn.closed)
+            raise
+        finally:
+            self._pool.putconn(conn, close=broken or bool(conn.closed))
+
+    def query_bytes(self, sql: str, params: dict[str, Any] | tuple) -> bytes:
+        with self.connection() as conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+        return bytes(row[0]) if row and row[0] is not None else b""
+
+    # --- layers -----------------------------------------------------------------------------
+    def station_statement(self, addr: TileAddress, flt: StationFilter, crs: str) -> tuple[str, dict[str, Any]]:
+        clusters = addr.z < self.settings.cluster_below_zoom
+        key = (clusters, crs, flt.where_sql("s"))
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = station_tile_sql(flt, clusters=clusters, crs=crs)
+            with self._lock:
+                if len(self._sql) > 512:
+                    self._sql.clear()
+                self._sql[key] = sql
+        params = flt.sql_params()
+        params.update(z=addr.z, x=addr.x, y=addr.y, margin=_BUFFER, limit=self.settings.max_features,
+                      cell=cluster_cell_size(addr.z, self.settings.cluster_cell_px))
+        return sql, params
+
+    def stations(self, addr: TileAddress, flt: StationFilter, crs: str = "wgs84") -> bytes:
+        sql, params = self.station_statement(addr, flt, crs)
+        return self.query_bytes(sql, params)
+
+    def districts(self, addr: TileAddress, crs: str = "wgs84") -> bytes:
+        dx, dy = _gcj_offset_3857(addr.z, addr.x, addr.y) if crs == "gcj02" else (0.0, 0.0)
+        return self.query_bytes("SELECT tile_districts(%s, %s, %s, %s, %s)", (addr.z, addr.x, addr.y, dx, dy))
