@@ -8,6 +8,7 @@ from services.models.base import Base
 from services.models import core, feed  # noqa: F401  (register tables)
 from services import workflow  # noqa: F401,E402  (workflow_events)
 from services.models import accounts  # noqa: F401,E402  (users, sessions, codes, outbox, news, pages)
+from services.models import messaging  # noqa: F401,E402  (messages, contacts, feedback, tasks, snapshots)
 from services.models import archives  # noqa: F401,E402  (station/report/facility archives, interconnection)
 
 __all__ = ["Base"]
