@@ -120,6 +120,22 @@ def _internal_error_handler(request: Request, exc: Exception) -> Response:
     return _error_response(request, 500, {"error": "InternalError", "message": "internal error; it has been logged"})
 
 
+def _unwrap_double_thread_wrap(app: Litestar) -> None:
+    """Work around Litestar 2.25: when several handlers share a path, the first one is registered
+    twice and a ``sync_to_thread=True`` handler gets wrapped twice, so it returns an un-awaited
+    coroutine (500 "'coroutine' object has no attribute 'to_asgi_response'"). Undo the extra wrap."""
+    from litestar.utils.sync import AsyncCallable
+
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            fn = getattr(handler, "_fn", None)
+            inner = fn
+            while isinstance(inner, AsyncCallable) and isinstance(inner.func, AsyncCallable):
+                inner = inner.func
+            if inner is not fn:
+                handler._fn = inner
+
+
 def _load_route_modules() -> list[Any]:
     modules = []
     for name in ROUTE_MODULES:
@@ -194,4 +210,5 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         on_shutdown=[on_shutdown],
         debug=False,
     )
+    _unwrap_double_thread_wrap(app)
     return app

@@ -156,6 +156,7 @@ def _register_optional() -> None:
 _COMMANDS: list[tuple[str, str]] = [
     ("portal_site.cli_geo", "geo"),
     ("ingest.simulator.cli", "simulate_operator"),
+    ("portal_site.cli_accounts", "outbox"),
 ]
 
 _register_optional()

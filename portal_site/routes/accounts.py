@@ -13,13 +13,16 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body
 from litestar.response import Redirect, Template
+from sqlalchemy import text
 
 from portal_site import auth
 from services.accounts import registration as reg
 from services.accounts.messaging import messenger_for
-from services.accounts.service import authenticate
+from services.accounts.service import (authenticate, change_password, consume_code, issue_code, session_key,
+                                      verified_code, verify_code)
+from services.accounts.validation import is_valid_email, is_valid_phone, password_problem
 from services.db import Database
-from services.errors import AppError
+from services.errors import AppError, BadRequest
 from services.settings import Settings
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -48,7 +51,8 @@ def login_page(request: Request, next: str | None = None) -> Template | Redirect
     user = auth.current_user(request)
     if user is not None:
         return Redirect(_safe_next(next, _home_of(user)))
-    return _page("accounts/login.html", next=_safe_next(next, ""), login="")
+    notice = "密码已重置，请使用新密码登录 / password reset: log in with the new one" if request.query_params.get("reset") else None
+    return _page("accounts/login.html", next=_safe_next(next, ""), login="", notice=notice)
 
 
 @post("/login", sync_to_thread=True, include_in_schema=False)
@@ -78,6 +82,164 @@ def logout_page(request: Request) -> Template | Redirect:
     return _page("accounts/logout.html")
 
 
-# GET before POST on a shared path: Litestar 2.25 mis-wires a POST returning a Redirect that is
-# registered before the GET of the same path (the coroutine is never awaited).
-ROUTES: list[Any] = [login_page, login_submit, logout_page, logout_submit]
+# --- registration (P8) ------------------------------------------------------------------------
+def _sk(request: Request) -> str:
+    """This browser session's key: binds the e-mail code to the session that asked for it."""
+    return session_key(auth.session_secret(request))
+
+
+def _step1(status: int = 200, **ctx: Any) -> Template:
+    ctx.setdefault("email", "")
+    return _page("accounts/register_step1.html", status=status, step=1, **ctx)
+
+
+@get("/register", sync_to_thread=False, include_in_schema=False)
+def register_page(request: Request) -> Template:
+    return _step1()
+
+
+@post("/register/code", sync_to_thread=True, include_in_schema=False)
+def register_send_code(request: Request, db: Database, settings: Settings, data: Form) -> Template:
+    """Step 1a: send a 6-digit code to the enterprise e-mail."""
+    email = (data.get("email") or "").strip()
+    agreed = bool(data.get("agree"))
+    if not is_valid_email(email):
+        return _step1(400, email=email, agreed=agreed, error="请输入有效的企业邮箱 / enter a valid e-mail address")
+    try:
+        with db.session() as s:
+            code = issue_code(s, "register", "email", email, settings.accounts, session_key=_sk(request))
+            minutes = settings.accounts.code_ttl_s // 60
+            messenger_for(settings.mail).email(
+                s, email, "珠海市充电基础设施智慧管理服务平台 注册验证码",
+                f"您的注册验证码是 {code}，{minutes} 分钟内有效。如非本人操作，请忽略本邮件。\n"
+                f"Your registration code is {code}; it is valid for {minutes} minutes.")
+    except AppError as exc:
+        return _step1(exc.status_code, email=email, agreed=agreed, error=exc.message)
+    return _step1(email=email, agreed=agreed, code_sent=True,
+                  notice=f"验证码已发送至 {email}，10 分钟内有效 / a code was sent to {email}")
+
+
+@post("/register", sync_to_thread=True, include_in_schema=False)
+def register_verify(request: Request, db: Database, settings: Settings, data: Form) -> Template | Redirect:
+    """Step 1b: the code and the agreement → step 2."""
+    email = (data.get("email") or "").strip()
+    agreed = bool(data.get("agree"))
+    if not agreed:
+        return _step1(400, email=email, code_sent=True, error="请阅读并同意注册协议 / accept the agreement to continue")
+    try:
+        with db.session() as s:
+            verify_code(s, "register", email, data.get("code") or "", settings.accounts, session_key=_sk(request))
+    except AppError as exc:
+        return _step1(exc.status_code, email=email, agreed=agreed, code_sent=True, error=exc.message)
+    return Redirect("/register/details", status_code=303)
+
+
+def _verified_email(db: Database, request: Request) -> tuple[int, str] | None:
+    with db.session() as s:
+        row = verified_code(s, "register", _sk(request))
+    return (row.id, row.recipient) if row else None
+
+
+@get("/register/details", sync_to_thread=True, include_in_schema=False)
+def register_details(request: Request, db: Database) -> Template | Redirect:
+    verified = _verified_email(db, request)
+    if verified is None:
+        return Redirect("/register")
+    return _page("accounts/register_step2.html", step=2, email=verified[1], form={}, errors={})
+
+
+@post("/register/details", sync_to_thread=True, include_in_schema=False)
+def register_submit(request: Request, db: Database, data: Form) -> Template | Redirect:
+    """Step 2 → step 3: create the operator and its first account, pending review."""
+    verified = _verified_email(db, request)
+    if verified is None:
+        return Redirect("/register", status_code=303)
+    code_id, email = verified
+    form = reg.RegistrationForm.from_form(data)
+    errors = form.errors()
+    if not errors:
+        try:
+            with db.session() as s:
+                result = reg.submit_registration(s, form, email)
+                consume_code(s, code_id)
+        except AppError as exc:
+            errors = exc.details if isinstance(exc.details, dict) else {exc.param or "_": exc.message}
+    if errors:
+        return _page("accounts/register_step2.html", status=400, step=2, email=email, form=data, errors=errors,
+                     error=next(iter(errors.values())))
+    return _page("accounts/register_step3.html", step=3, account_name=form.account_name, phone=form.phone,
+                 company_name=form.company_name, operator_id=result["operator_id"])
+
+
+# --- forgot password (P9) --------------------------------------------------------------------------
+NEUTRAL_SENT = ("如果该手机号已注册，验证码已通过短信发送，10 分钟内有效 / "
+                "if this phone is registered, a code was sent to it by SMS (valid for 10 minutes)")
+
+
+@get("/forgot-password", sync_to_thread=False, include_in_schema=False)
+def forgot_page(request: Request) -> Template:
+    return _page("accounts/forgot_password.html", phone="")
+
+
+@post("/forgot-password/code", sync_to_thread=True, include_in_schema=False)
+def forgot_send_code(request: Request, db: Database, settings: Settings, data: Form) -> Template:
+    """Send an SMS code; the answer is the same whether or not the phone has an account."""
+    phone = (data.get("phone") or "").strip()
+    if not is_valid_phone(phone):
+        return _page("accounts/forgot_password.html", status=400, phone=phone,
+                     error="请输入有效的 11 位手机号 / enter a valid 11-digit mobile number")
+    try:
+        with db.session() as s:
+            # a code is issued (and rate-limited) for unknown phones too, but only sent to real ones
+            code = issue_code(s, "reset_password", "sms", phone, settings.accounts)
+            known = s.execute(text("SELECT 1 FROM users WHERE phone = :p AND is_active"), {"p": phone}).first()
+            if known:
+                messenger_for(settings.mail).sms(
+                    s, phone, f"【珠海充电】您正在重置密码，验证码 {code}，{settings.accounts.code_ttl_s // 60} 分钟内有效。")
+    except AppError as exc:
+        return _page("accounts/forgot_password.html", status=exc.status_code, phone=phone, code_sent=True,
+                     error=exc.message)
+    return _page("accounts/forgot_password.html", phone=phone, code_sent=True, notice=NEUTRAL_SENT)
+
+
+@post("/forgot-password", sync_to_thread=True, include_in_schema=False)
+def forgot_submit(request: Request, db: Database, settings: Settings, data: Form) -> Template | Redirect:
+    phone = (data.get("phone") or "").strip()
+    password = data.get("password") or ""
+
+    def again(message: str, status: int = 400) -> Template:
+        return _page("accounts/forgot_password.html", status=status, phone=phone, code_sent=True, error=message)
+
+    if problem := password_problem(password):
+        return again(problem)
+    if password != (data.get("password2") or ""):
+        return again("两次输入的密码不一致 / the passwords differ")
+    try:
+        with db.session() as s:
+            code_id = verify_code(s, "reset_password", phone, data.get("code") or "", settings.accounts)
+            user_id = s.execute(text("SELECT id FROM users WHERE phone = :p AND is_active"), {"p": phone}).scalar()
+            if user_id is None:  # cannot happen without the code, which only real phones receive
+                raise BadRequest("验证码错误或已过期 / the code is wrong or has expired", param="code")
+            change_password(s, user_id, password)
+            consume_code(s, code_id)
+    except AppError as exc:
+        return again(exc.message, exc.status_code)
+    return Redirect("/login?reset=1", status_code=303)
+
+
+# --- the developer's outbox --------------------------------------------------------------------------
+@get("/dev/outbox", sync_to_thread=True, include_in_schema=False)
+def dev_outbox(request: Request, db: Database, settings: Settings) -> Template:
+    """Every e-mail and SMS, newest first; only when ZHCHARGE_ENV=dev (404 otherwise)."""
+    if settings.app.env != "dev":
+        raise NotFoundException(f"no such page: {request.url.path}")
+    from services.accounts.messaging import list_outbox
+
+    with db.session() as s:
+        rows = list_outbox(s, limit=100)
+    return _page("accounts/dev_outbox.html", rows=rows)
+
+
+ROUTES: list[Any] = [login_page, login_submit, logout_page, logout_submit,
+                     register_page, register_verify, register_send_code, register_details, register_submit,
+                     forgot_page, forgot_send_code, forgot_submit, dev_outbox]

@@ -118,12 +118,11 @@ def registration_detail(request: Request, db: Database, operator_pk: int) -> Tem
             raise NotFoundException("no such registration")
         users = s.execute(text("SELECT account_name, phone, email, created_at FROM users WHERE operator_pk = :pk "
                                "ORDER BY id"), {"pk": operator_pk}).mappings().all()
-        history = s.execute(text("SELECT at, actor, action, details FROM audit_log WHERE target_type = 'operator' "
-                                 "AND target_id = :pk AND action LIKE 'registration.%' ORDER BY at, id"),
-                            {"pk": str(operator_pk)}).mappings().all()
+        history = reg.history(s, operator_pk)
     user = auth.current_user(request)
     return Template("admin/registration_detail.html", context={
         "r": row, "users": users, "history": history, "labels": reg.STATE_LABELS,
+        "action_labels": reg.REGISTRATION.action_labels,
         "actions": reg.allowed_actions(row["registration_state"], user.role),
         "flash": request.query_params.get("done") and "已处理 / done"})
 

@@ -137,6 +137,10 @@ def messenger_for(settings: MailSettings) -> Messenger:
     return Messenger(mailer, sms)
 
 
-def list_outbox(conn: Any, limit: int = 50) -> list[dict[str, Any]]:
-    rows = conn.execute(select(OUTBOX).order_by(OUTBOX.c.id.desc()).limit(limit)).mappings().all()
+def list_outbox(conn: Any, limit: int = 50, channel: str | None = None) -> list[dict[str, Any]]:
+    """The newest messages first."""
+    q = select(OUTBOX).order_by(OUTBOX.c.id.desc()).limit(limit)
+    if channel:
+        q = q.where(OUTBOX.c.channel == channel)
+    rows = conn.execute(q).mappings().all()
     return [dict(r) for r in rows]

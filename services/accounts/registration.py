@@ -1,7 +1,8 @@
 """Operator registration (P8) and its review: submitted → approved | rejected → resubmitted.
 
-The review workflow is data (``TRANSITIONS``); :func:`apply` is the only place that changes
-``operators.registration_state`` and it writes an ``audit_log`` row each time.
+The review workflow is data (``REGISTRATION``, a :class:`services.workflow.Workflow`); :func:`apply`
+is the only place that changes ``operators.registration_state`` and it writes a
+``workflow_events`` row each time (the submission too, as ``None → submitted``).
 """
 
 from __future__ import annotations
@@ -17,22 +18,26 @@ from services.accounts.service import CurrentUser, create_user
 from services.errors import BadRequest, Conflict, NotFound
 from services.models.accounts import User
 from services.models.core import AuditLog, Operator
+from services import workflow as wf
 
-__all__ = ["RegistrationForm", "TRANSITIONS", "allowed_actions", "apply", "get_registration", "list_registrations",
-           "submit_registration", "update_registration"]
+__all__ = ["REGISTRATION", "RegistrationForm", "allowed_actions", "apply", "get_registration", "history",
+           "list_registrations", "submit_registration", "update_registration"]
 
 OPERATORS = Operator.__table__
 USERS = User.__table__
 AUDIT = AuditLog.__table__
 
-# (state, action) -> (next state, who may do it)
-TRANSITIONS: dict[tuple[str, str], tuple[str, str]] = {
-    ("submitted", "approve"): ("approved", "regulator"),
-    ("submitted", "reject"): ("rejected", "regulator"),
-    ("rejected", "resubmit"): ("submitted", "operator"),
-}
 STATE_LABELS = {"submitted": ("审核中", "under review"), "approved": ("注册成功", "approved"),
                 "rejected": ("审核不通过", "rejected")}
+REGULATORS = frozenset({"regulator", "admin"})
+REGISTRATION = wf.Workflow(
+    "registration", STATE_LABELS,
+    {("submitted", "approve"): ("approved", REGULATORS),
+     ("submitted", "reject"): ("rejected", REGULATORS),
+     ("rejected", "resubmit"): ("submitted", frozenset({"operator"}))},
+    action_labels={"submit": ("提交注册", "submitted"), "approve": ("审核通过", "approved"),
+                   "reject": ("审核不通过", "rejected"), "resubmit": ("修改后重新提交", "resubmitted")},
+    reason_required=frozenset({"reject"}))
 
 
 @dataclass
@@ -94,6 +99,12 @@ def _audit(conn: Any, actor: CurrentUser | None, action: str, operator_pk: int, 
                                       target_id=str(operator_pk), details=details))
 
 
+def _submitted_event(conn: Any, operator_pk: int, account_name: str, user_id: int) -> None:
+    conn.execute(insert(wf.WorkflowEvent.__table__).values(
+        workflow=REGISTRATION.name, entity_id=str(operator_pk), action="submit", from_state=None,
+        to_state="submitted", actor_user_id=user_id, actor_role="operator", actor_name=account_name))
+
+
 def submit_registration(conn: Any, form: RegistrationForm, email: str) -> dict[str, Any]:
     """Create (or claim) the operator row and its first user; returns ``{operator_pk, operator_id, user_id}``.
 
@@ -121,6 +132,7 @@ def submit_registration(conn: Any, form: RegistrationForm, email: str) -> dict[s
     user_id = create_user(conn, account_name=form.account_name, password=form.password, role="operator",
                           phone=form.phone, email=email, operator_pk=operator_pk, display_name=form.contact_name)
     _audit(conn, None, "submit", operator_pk, {"account_name": form.account_name, "operator_id": op_id})
+    _submitted_event(conn, operator_pk, form.account_name, user_id)
     return {"operator_pk": operator_pk, "operator_id": op_id, "user_id": user_id}
 
 
@@ -150,34 +162,36 @@ def update_registration(conn: Any, user: CurrentUser, form: RegistrationForm) ->
 
 
 def allowed_actions(state: str | None, role: str) -> list[str]:
-    role = "regulator" if role in ("regulator", "admin") else role
-    return [a for (s, a), (_, who) in TRANSITIONS.items() if s == state and who == role]
+    return REGISTRATION.allowed(state, role) if state else []
 
 
-def apply(conn: Any, operator_pk: int, action: str, actor: CurrentUser, reason: str | None = None) -> str:
-    """Move a registration along ``TRANSITIONS``; an illegal move is a 409."""
-    row = conn.execute(select(OPERATORS.c.id, OPERATORS.c.registration_state)
-                       .where(OPERATORS.c.id == operator_pk).with_for_update()).first()
-    if row is None:
-        raise NotFound("no such registration")
-    move = TRANSITIONS.get((row.registration_state, action))
-    role = "regulator" if actor.role in ("regulator", "admin") else actor.role
-    if move is None or move[1] != role:
-        raise Conflict(f"cannot {action} a registration that is {row.registration_state or 'not submitted'}")
+def apply(session: Any, operator_pk: int, action: str, actor: CurrentUser, reason: str | None = None) -> str:
+    """Move a registration along ``REGISTRATION``; an illegal move is a 409, a wrong role 403.
+
+    ``session`` is an ORM Session (``db.session()``); an operator may only move its own company.
+    """
     if actor.role == "operator" and actor.operator_pk != operator_pk:
         raise NotFound("no such registration")
-    reason = (reason or "").strip()
+    op = session.get(Operator, operator_pk, with_for_update=True)
+    if op is None or op.registration_state is None:
+        raise NotFound("no such registration")
+    reason = (reason or "").strip() or None
     if action == "reject" and not reason:
         raise BadRequest("请填写不通过的原因 / give the reason for the rejection", param="reason")
-    now = datetime.now(timezone.utc)
-    values: dict[str, Any] = {"registration_state": move[0]}
+    new = wf.apply(session, REGISTRATION, op, action, role=actor.role, actor_user_id=actor.id,
+                   actor_name=actor.account_name, reason=reason, state_attr="registration_state")
+    t = datetime.now(timezone.utc)
     if action in ("approve", "reject"):
-        values.update(reviewed_at=now, reviewed_by=actor.id, rejection_reason=reason if action == "reject" else None)
+        op.reviewed_at, op.reviewed_by = t, actor.id
+        op.rejection_reason = reason if action == "reject" else None
     else:
-        values.update(submitted_at=now)
-    conn.execute(update(OPERATORS).where(OPERATORS.c.id == operator_pk).values(**values))
-    _audit(conn, actor, action, operator_pk, {"reason": reason} if reason else None)
-    return move[0]
+        op.submitted_at = t
+    session.flush()
+    return new
+
+
+def history(session: Any, operator_pk: int) -> list[Any]:
+    return wf.events_for(session, REGISTRATION, [operator_pk])
 
 
 def list_registrations(conn: Any, state: str | None = "submitted") -> list[dict[str, Any]]:
