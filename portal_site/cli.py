@@ -155,6 +155,7 @@ def _register_optional() -> None:
 # (module, attribute) of every click command or group the domains provide.
 _COMMANDS: list[tuple[str, str]] = [
     ("portal_site.cli_geo", "geo"),
+    ("portal_site.cli_apikeys", "apikeys"),
     ("ingest.simulator.cli", "simulate_operator"),
     ("portal_site.cli_accounts", "outbox"),
 ]
