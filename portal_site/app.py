@@ -42,6 +42,7 @@ HERE = Path(__file__).resolve().parent
 # Every module here exports ROUTES (a list of handlers/routers/controllers).
 ROUTE_MODULES: list[str] = [
     "portal_site.routes.health",
+    "portal_site.routes.evcs",
     "portal_site.routes.tiles",
     "portal_site.routes.map",
     "portal_site.routes.api",

@@ -157,6 +157,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("portal_site.cli_geo", "geo"),
     ("portal_site.cli_apikeys", "apikeys"),
     ("ingest.simulator.cli", "simulate_operator"),
+    ("ingest.cli", "feed"), ("ingest.cli", "stations"), ("ingest.cli", "demo"),
     ("portal_site.cli_accounts", "outbox"),
 ]
 

@@ -85,6 +85,18 @@ class FeedSettings(BaseSettings):
     timestamp_window_s: int = 600
     token_ttl_s: int = 7200
     api_version: str = "v20160701"
+    overlap_s: int = 60
+    """LastQueryTime is the start of the previous successful pull minus this overlap."""
+    operator_budget_s: float = 300.0
+    """One operator's pull gives up after this long, so it never stalls the others."""
+    max_workers: int = 8
+    """Operators pulled at the same time."""
+    status_batch: int = 50
+    """StationIDs per query_station_status request (the protocol allows at most 50)."""
+    token_margin_s: int = 60
+    """Renew a cached AccessToken this long before it expires."""
+    db_retry_s: float = 30.0
+    """How long a sync keeps retrying a write while the database is unreachable."""
 
 
 class TileSettings(BaseSettings):
