@@ -69,6 +69,7 @@ class FeedEndpoint(Base):
     circuit_state: Mapped[str] = mapped_column(String(10), nullable=False, server_default="closed")
     circuit_failures: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     circuit_opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at()
     updated_at: Mapped[datetime] = updated_at()
 
@@ -96,8 +97,9 @@ class Station(Base):
     station_type: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     station_status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
     park_nums: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
-    lng_gcj02: Mapped[float] = mapped_column(Float, nullable=False)
-    lat_gcj02: Mapped[float] = mapped_column(Float, nullable=False)
+    # Nullable only for rejected stations (CHECK ck_stations_position, migration 0200).
+    lng_gcj02: Mapped[float | None] = mapped_column(Float)
+    lat_gcj02: Mapped[float | None] = mapped_column(Float)
     site_guide: Mapped[str | None] = mapped_column(String(200))
     construction: Mapped[int | None] = mapped_column(SmallInteger)
     pictures: Mapped[list[str]] = mapped_column(ARRAY(Text), nullable=False, server_default="{}")
@@ -111,8 +113,8 @@ class Station(Base):
     support_order: Mapped[int | None] = mapped_column(SmallInteger)
     remark: Mapped[str | None] = mapped_column(String(200))
 
-    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
-    geom_3857 = mapped_column(Geometry("POINT", srid=3857, spatial_index=True), nullable=False)
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True))
+    geom_3857 = mapped_column(Geometry("POINT", srid=3857, spatial_index=True))
     district_adcode: Mapped[int | None] = mapped_column(Integer, ForeignKey("districts.adcode"), index=True)
     area_code_mismatch: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("false"))
 
@@ -135,6 +137,7 @@ class Station(Base):
     search_text: Mapped[str | None] = mapped_column(Text)
 
     raw: Mapped[dict | None] = mapped_column(JSONB)
+    content_hash: Mapped[str | None] = mapped_column(String(32))
     first_seen_at: Mapped[datetime] = created_at()
     info_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -145,6 +148,8 @@ class Station(Base):
         UniqueConstraint("operator_id", "station_id"),
         CheckConstraint("feed_state IN ('active', 'withdrawn', 'rejected')", name="feed_state"),
         CheckConstraint("availability IN ('free', 'busy', 'offline', 'unknown')", name="availability"),
+        CheckConstraint("feed_state = 'rejected' OR (geom IS NOT NULL AND geom_3857 IS NOT NULL "
+                        "AND lng_gcj02 IS NOT NULL AND lat_gcj02 IS NOT NULL)", name="position"),
         Index("ix_stations_name_trgm", "name", postgresql_using="gin", postgresql_ops={"name": "gin_trgm_ops"}),
         Index("ix_stations_search_text_trgm", "search_text", postgresql_using="gin",
               postgresql_ops={"search_text": "gin_trgm_ops"}),
@@ -179,7 +184,8 @@ class Equipment(Base):
     equipment_name: Mapped[str | None] = mapped_column(String(60))
     updated_at: Mapped[datetime] = updated_at()
 
-    __table_args__ = (UniqueConstraint("operator_id", "equipment_id"),)
+    __table_args__ = (UniqueConstraint("operator_id", "equipment_id"),
+                      Index("ix_equipment_operator_station", "operator_id", "station_pk"))
 
 
 class Connector(Base):
@@ -251,3 +257,31 @@ class SyncRun(Base):
         Index("ix_sync_runs_operator_started", "operator_id", "started_at"),
         CheckConstraint("mode IN ('full', 'incremental', 'status', 'push', 'check')", name="mode"),
     )
+
+
+class FeedPushSeen(Base):
+    """Replay protection: (operator, TimeStamp second, Seq) of every accepted push, with its Sig.
+
+    Kept for the TimeStamp window only (older envelopes fail the clock check anyway).
+    """
+
+    __tablename__ = "feed_push_seen"
+
+    operator_id: Mapped[str] = mapped_column(String(9), primary_key=True)
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    seq: Mapped[str] = mapped_column(String(4), primary_key=True)
+    sig: Mapped[str] = mapped_column(String(32), nullable=False)
+    received_at: Mapped[datetime] = created_at()
+
+    __table_args__ = (Index("ix_feed_push_seen_ts", "ts"),)
+
+
+class FeedToken(Base):
+    """AccessTokens we issued to operators (SHA-256 only), shared by every app process."""
+
+    __tablename__ = "feed_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    operator_id: Mapped[str] = mapped_column(String(9), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    created_at: Mapped[datetime] = created_at()

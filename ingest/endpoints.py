@@ -1,0 +1,223 @@
+"""Operator endpoints (registration, status) and the stored view of one station.
+
+Used by the ``zhcharge feed`` / ``zhcharge stations`` commands and by the demo loader.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets as _secrets
+import string
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from services.errors import BadRequest, NotFound
+
+__all__ = ["InboundCredentials", "endpoint_status", "register_operator", "station_detail"]
+
+_ALPHABET = string.ascii_letters + string.digits
+_OPERATOR_ID = re.compile(r"[0-9A-Za-z]{1,9}")
+
+
+def _random_secret() -> str:
+    return "".join(_secrets.choice(_ALPHABET) for _ in range(16))
+
+
+@dataclass(frozen=True)
+class InboundCredentials:
+    """What the operator uses to push to us (its envelope OperatorID is its own OperatorID)."""
+
+    operator_id: str
+    operator_secret: str
+    data_secret: str
+    data_iv: str
+    sig_secret: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"operator_id": self.operator_id, "operator_secret": self.operator_secret,
+                "data_secret": self.data_secret, "data_iv": self.data_iv, "sig_secret": self.sig_secret}
+
+
+def _check_16(name: str, value: str) -> None:
+    if len(value.encode("ascii", "replace")) != 16 or not value.isascii():
+        raise BadRequest(f"{name} must be 16 ASCII characters (AES-128 keys are used as raw bytes)", param=name)
+
+
+def register_operator(conn: Connection, *, operator_id: str, name: str, base_url: str, platform_operator_id: str,
+                      operator_secret: str, data_secret: str, data_iv: str, sig_secret: str,
+                      api_version: str = "v20160701", interconnected: bool = True) -> tuple[InboundCredentials, bool]:
+    """Create or update an operator and its feed endpoint; returns (inbound credentials, created).
+
+    The pull settings are replaced on every call; the inbound credentials are generated once
+    (fresh random 16-character values) and kept, so re-registering never breaks the operator's pushes.
+    """
+    if not _OPERATOR_ID.fullmatch(operator_id or ""):
+        raise BadRequest("operator-id must be the operator's OperatorID: 1 to 9 letters or digits "
+                         "(normally the 9-character organisation code)", param="operator_id")
+    if not name or len(name) > 100:
+        raise BadRequest("name must be 1 to 100 characters", param="name")
+    if not re.match(r"https?://[^/\s]+", base_url or ""):
+        raise BadRequest("base-url must be an http(s) URL, the part before /evcs/... (or before /query_token)",
+                         param="base_url")
+    base_url = base_url.rstrip("/")
+    m = re.search(r"/evcs/(v?\d{8})(/query_token)?$", base_url) or re.search(r"/(query_token)$", base_url)
+    if m:  # accept a base URL given up to the version or up to /query_token
+        if m.group(1) and m.group(1) != "query_token":
+            api_version = m.group(1)
+        base_url = base_url[: m.start()]
+    if not platform_operator_id or len(platform_operator_id) > 32:
+        raise BadRequest("our-operator-id must be 1 to 32 characters", param="platform_operator_id")
+    if not operator_secret or len(operator_secret) > 64:
+        raise BadRequest("operator-secret must be 1 to 64 characters", param="operator_secret")
+    _check_16("data-secret", data_secret)
+    _check_16("data-iv", data_iv)
+    if not sig_secret or len(sig_secret) > 64:
+        raise BadRequest("sig-secret must be 1 to 64 characters", param="sig_secret")
+
+    conn.execute(text("INSERT INTO operators (operator_id, name) VALUES (:op, :name) "
+                      "ON CONFLICT (operator_id) DO UPDATE SET name = EXCLUDED.name, updated_at = now() "
+                      "WHERE operators.name IS DISTINCT FROM EXCLUDED.name"), {"op": operator_id, "name": name})
+    row = conn.execute(text("""
+        INSERT INTO feed_endpoints (operator_id, base_url, api_version, platform_operator_id, operator_secret,
+                                    data_secret, data_iv, sig_secret, inbound_operator_secret, inbound_data_secret,
+                                    inbound_data_iv, inbound_sig_secret, enabled, interconnected)
+        VALUES (:op, :base, :ver, :pid, :os, :ds, :iv, :ss, :ios, :ids, :iiv, :iss, true, :ic)
+        ON CONFLICT (operator_id) DO UPDATE SET
+            base_url = EXCLUDED.base_url, api_version = EXCLUDED.api_version,
+            platform_operator_id = EXCLUDED.platform_operator_id, operator_secret = EXCLUDED.operator_secret,
+            data_secret = EXCLUDED.data_secret, data_iv = EXCLUDED.data_iv, sig_secret = EXCLUDED.sig_secret,
+            enabled = true, interconnected = EXCLUDED.interconnected,
+            circuit_state = 'closed', circuit_failures = 0, circuit_opened_at = NULL, updated_at = now()
+        RETURNING inbound_operator_secret, inbound_data_secret, inbound_data_iv, inbound_sig_secret,
+                  (xmax = 0) AS created
+    """), {"op": operator_id, "base": base_url, "ver": api_version, "pid": platform_operator_id,
+           "os": operator_secret, "ds": data_secret, "iv": data_iv, "ss": sig_secret,
+           "ios": _random_secret(), "ids": _random_secret(), "iiv": _random_secret(), "iss": _random_secret(),
+           "ic": interconnected}).one()
+    creds = InboundCredentials(operator_id, row.inbound_operator_secret, row.inbound_data_secret,
+                               row.inbound_data_iv, row.inbound_sig_secret)
+    return creds, bool(row.created)
+
+
+_STATUS = text("""
+SELECT f.operator_id, o.name, f.base_url, f.api_version, f.enabled, f.interconnected, f.circuit_state,
+       f.circuit_failures, f.circuit_opened_at, f.last_query_time, f.last_full_sync_at, f.last_push_at,
+       f.last_error,
+       (SELECT count(*) FROM stations s WHERE s.operator_id = f.operator_id AND s.feed_state = 'active') AS active,
+       (SELECT count(*) FROM stations s WHERE s.operator_id = f.operator_id AND s.feed_state = 'withdrawn') AS withdrawn,
+       (SELECT count(*) FROM stations s WHERE s.operator_id = f.operator_id AND s.feed_state = 'rejected') AS rejected,
+       r.mode, r.started_at, r.finished_at, r.duration_ms, r.pages, r.inserted, r.updated, r.unchanged,
+       r.rejected AS run_rejected, r.withdrawn AS run_withdrawn, r.statuses, r.ok, r.error
+FROM feed_endpoints f
+JOIN operators o ON o.operator_id = f.operator_id
+LEFT JOIN LATERAL (SELECT * FROM sync_runs sr WHERE sr.operator_id = f.operator_id AND sr.mode <> 'push'
+                   ORDER BY sr.started_at DESC, sr.id DESC LIMIT 1) r ON true
+ORDER BY f.operator_id
+""")
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def endpoint_status(conn: Connection) -> list[dict[str, Any]]:
+    """Per operator: endpoint, circuit, station counts and the last run."""
+    out = []
+    for r in conn.execute(_STATUS):
+        last = None
+        if r.mode is not None:
+            last = {"mode": r.mode, "started_at": _iso(r.started_at), "finished_at": _iso(r.finished_at),
+                    "duration_ms": r.duration_ms, "ok": r.ok,
+                    "result": "ok" if r.ok else ("failed" if r.ok is False else "running"),
+                    "pages": r.pages, "inserted": r.inserted, "updated": r.updated, "unchanged": r.unchanged,
+                    "rejected": r.run_rejected, "withdrawn": r.run_withdrawn, "statuses": r.statuses,
+                    "error": r.error}
+        out.append({
+            "operator_id": r.operator_id, "name": r.name, "base_url": r.base_url, "api_version": r.api_version,
+            "enabled": r.enabled, "interconnected": r.interconnected,
+            "circuit": {"state": r.circuit_state, "failures": r.circuit_failures,
+                        "opened_at": _iso(r.circuit_opened_at)},
+            "circuit_state": r.circuit_state,
+            "last_query_time": _iso(r.last_query_time), "last_full_sync_at": _iso(r.last_full_sync_at),
+            "last_push_at": _iso(r.last_push_at), "last_error": r.last_error,
+            "stations": {"active": r.active, "withdrawn": r.withdrawn, "rejected": r.rejected},
+            "last_run": last,
+        })
+    return out
+
+
+_STATION = text("""
+SELECT s.*, ST_X(s.geom) AS lng, ST_Y(s.geom) AS lat, o.name AS operator_name, d.name AS district_name,
+       d.name_en AS district_name_en
+FROM stations s
+JOIN operators o ON o.operator_id = s.operator_id
+LEFT JOIN districts d ON d.adcode = s.district_adcode
+WHERE s.operator_id = :op AND s.station_id = :sid
+""")
+_EQUIPMENT = text("""
+SELECT e.*, ST_X(e.geom) AS lng, ST_Y(e.geom) AS lat FROM equipment e WHERE e.station_pk = :pk ORDER BY e.equipment_id
+""")
+_CONNECTORS = text("""
+SELECT c.*, cs.status, cs.park_status, cs.lock_status, cs.source AS status_source, cs.status_since,
+       cs.updated_at AS status_updated_at
+FROM connectors c
+LEFT JOIN connector_status cs ON cs.operator_id = c.operator_id AND cs.connector_id = c.connector_id
+WHERE c.station_pk = :pk ORDER BY c.connector_id
+""")
+
+_STATION_FIELDS = (
+    "operator_id", "operator_name", "station_id", "name", "equipment_owner_id", "country_code", "area_code",
+    "address", "station_tel", "service_tel", "station_type", "station_status", "park_nums", "site_guide",
+    "construction", "pictures", "match_cars", "park_info", "busine_hours", "electricity_fee", "service_fee",
+    "park_fee", "payment", "payments", "payment_unknown", "support_order", "remark", "feed_state",
+    "reject_reason", "interconnected", "area_code_mismatch", "facility_types", "pile_count", "scale",
+    "max_power_kw", "connectors_total", "connectors_free", "availability", "name_pinyin", "name_initials",
+    "first_seen_at", "info_changed_at", "status_changed_at", "withdrawn_at", "updated_at",
+)
+
+
+def _num(value: Any) -> Any:
+    from decimal import Decimal
+
+    return float(value) if isinstance(value, Decimal) else value
+
+
+def station_detail(conn: Connection, operator_id: str, station_id: str) -> dict[str, Any]:
+    """The stored station: WGS84 and reported GCJ-02 position, district, state, piles, connectors."""
+    row = conn.execute(_STATION, {"op": operator_id, "sid": station_id}).mappings().first()
+    if row is None:
+        raise NotFound(f"no station {station_id!r} of operator {operator_id!r} is stored")
+    out: dict[str, Any] = {k: _iso(_num(row[k])) for k in _STATION_FIELDS}
+    out.update({
+        "lng": row["lng"], "lat": row["lat"],
+        "lng_gcj02": row["lng_gcj02"], "lat_gcj02": row["lat_gcj02"],
+        "wgs84": {"lng": row["lng"], "lat": row["lat"]},
+        "gcj02": {"lng": row["lng_gcj02"], "lat": row["lat_gcj02"]},
+        "district_adcode": row["district_adcode"],
+        "district": ({"adcode": row["district_adcode"], "name": row["district_name"],
+                      "name_en": row["district_name_en"]} if row["district_adcode"] else None),
+        "status": row["station_status"],
+    })
+    connectors: dict[int, list[dict]] = {}
+    for c in conn.execute(_CONNECTORS, {"pk": row["id"]}).mappings():
+        connectors.setdefault(c["equipment_pk"], []).append({
+            "connector_id": c["connector_id"], "connector_name": c["connector_name"],
+            "connector_type": c["connector_type"], "voltage_upper_limits": c["voltage_upper_limits"],
+            "voltage_lower_limits": c["voltage_lower_limits"], "current": c["current"],
+            "power_kw": _num(c["power_kw"]), "park_no": c["park_no"], "national_standard": c["national_standard"],
+            "status": c["status"], "park_status": c["park_status"], "lock_status": c["lock_status"],
+            "status_source": c["status_source"], "status_since": _iso(c["status_since"]),
+            "status_updated_at": _iso(c["status_updated_at"]),
+        })
+    out["equipment"] = [{
+        "equipment_id": e["equipment_id"], "equipment_name": e["equipment_name"],
+        "equipment_type": e["equipment_type"], "power_kw": _num(e["power_kw"]),
+        "manufacturer_id": e["manufacturer_id"], "manufacturer_name": e["manufacturer_name"],
+        "equipment_model": e["equipment_model"], "production_date": _iso(e["production_date"]),
+        "lng": e["lng"], "lat": e["lat"], "lng_gcj02": e["lng_gcj02"], "lat_gcj02": e["lat_gcj02"],
+        "connectors": connectors.get(e["id"], []),
+    } for e in conn.execute(_EQUIPMENT, {"pk": row["id"]}).mappings()]
+    return out

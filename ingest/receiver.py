@@ -1,0 +1,359 @@
+"""The push receiver: T/CEC 102 interfaces the city platform serves to operators.
+
+Framework-free: :meth:`Receiver.handle` takes the interface name, the raw body and the
+``Authorization`` header and returns ``(http_status, response envelope)``; the web layer only
+routes ``POST /evcs/{version}/{interface}`` to it.
+
+Rules (decided here, documented for operators):
+
+* The envelope's ``OperatorID`` is the operator's own OperatorID; requests are verified and
+  answered with the *inbound* secret set we issued to it (``feed_endpoints.inbound_*``).
+* ``query_token`` issues an AccessToken valid ``FeedSettings.token_ttl_s``; only its SHA-256 is
+  stored (``feed_tokens``), so every app process accepts it.
+* Notifications need ``Authorization: Bearer <AccessToken>`` (Ret 4002 otherwise).
+* Replay protection: ``TimeStamp`` must lie within ``FeedSettings.timestamp_window_s`` of our
+  clock (Ret 4003), and (OperatorID, TimeStamp, Seq) may be used once. The *same* envelope sent
+  again (same Sig: a retry whose answer was lost) is acknowledged with Status 0 and changes
+  nothing; a *different* envelope reusing the triple is refused with Ret 4003 so the sender
+  resends it with a fresh Seq: nothing is acknowledged that was not stored.
+* Ret 4001 bad signature, 4002 token, 4003 envelope, 4004 business data (inside ``Data``).
+* When the database cannot store the push we answer Ret -1 (HTTP 503): the sender retries.
+* A status push is one statement (``feed_store_status_push``, migration 0200): replay check,
+  status upsert (``status_since`` moves only when the value changes), the station's free count
+  and availability, and the data version bump, in one round trip and one transaction.
+* ``notification_stationInfo`` stores one StationInfo like a pull would; a StationInfo that
+  breaks the field rules is stored as rejected (never lost) and answered Ret 4004 with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import secrets as _secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from ingest.protocol import (
+    CONNECTOR_STATUSES,
+    ProtocolError,
+    Ret,
+    Secrets,
+    build_response,
+    parse_request,
+    stations_from_page,
+)
+from services.db import is_disconnect
+from services.settings import Settings
+from services.stations.summary import bump_version, refresh_station_summaries
+
+__all__ = ["INTERFACES", "Receiver", "prune"]
+
+log = logging.getLogger("zhcharge.feed.receiver")
+
+INTERFACES = ("query_token", "notification_stationStatus", "notification_stationInfo")
+
+# Responses to senders we cannot identify are signed with this throwaway set (they cannot verify
+# them anyway; the Msg says why).
+_ANON = Secrets("", "", "0000000000000000", "0000000000000000", "0000000000000000")
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    secrets: Secrets
+    name: str
+    interconnected: bool
+
+
+class _Unavailable(Exception):
+    """The database could not be reached: answer Ret -1 so the sender retries."""
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Receiver:
+    """One per app process: caches inbound secrets and verified tokens, owns the push pool."""
+
+    SECRETS_TTL_S = 10.0
+
+    def __init__(self, engine: Engine, settings: Settings, *, push_engine: Engine | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self._own_push_engine = push_engine is None
+        # The hot path: autocommit, no pre-ping, so a push is exactly one round trip. After a
+        # database restart the first use of each stale connection fails (answered Ret -1) and
+        # SQLAlchemy invalidates the pool.
+        self.push_engine = push_engine or create_engine(
+            engine.url, pool_size=settings.db.pool_size, max_overflow=settings.db.max_overflow,
+            pool_pre_ping=False, pool_reset_on_return=None, isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": 3, "application_name": "zhcharge-receiver",
+                          "options": "-c statement_timeout=5000 -c timezone=UTC"})
+        self._lock = threading.Lock()
+        self._secrets: dict[str, tuple[_Inbound | None, float]] = {}
+        self._tokens: dict[str, tuple[str, datetime]] = {}
+        self.counts: dict[str, int] = {}
+
+    def close(self) -> None:
+        if self._own_push_engine:
+            self.push_engine.dispose()
+
+    # ------------------------------------------------------------------ lookups
+
+    def _inbound(self, operator_id: str, *, fresh: bool = False) -> _Inbound | None:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._secrets.get(operator_id)
+        if cached and cached[1] > now and not fresh:
+            return cached[0]
+        try:
+            with self.push_engine.connect() as conn:
+                row = conn.execute(text(
+                    "SELECT f.inbound_operator_secret, f.inbound_data_secret, f.inbound_data_iv, "
+                    "f.inbound_sig_secret, f.enabled, f.interconnected, o.name FROM feed_endpoints f "
+                    "JOIN operators o ON o.operator_id = f.operator_id WHERE f.operator_id = :op"),
+                    {"op": operator_id}).first()
+        except DBAPIError as exc:
+            if cached:  # the database is down but we know this operator: we can still answer signed
+                return cached[0]
+            raise _Unavailable() from exc
+        inbound = None
+        if row is not None and row.enabled:
+            inbound = _Inbound(Secrets(operator_id, row.inbound_operator_secret, row.inbound_data_secret,
+                                       row.inbound_data_iv, row.inbound_sig_secret), row.name, row.interconnected)
+        with self._lock:
+            if len(self._secrets) > 10000:
+                self._secrets.clear()
+            self._secrets[operator_id] = (inbound, now + (self.SECRETS_TTL_S if inbound else 2.0))
+        return inbound
+
+    def _check_token(self, authorization: str | None, operator_id: str) -> None:
+        if not authorization or not authorization[:7].lower() == "bearer ":
+            raise ProtocolError(Ret.TOKEN, "Authorization: Bearer <AccessToken> is missing; call query_token")
+        token = authorization[7:].strip()
+        if not token:
+            raise ProtocolError(Ret.TOKEN, "the AccessToken is empty; call query_token")
+        digest = _hash_token(token)
+        now = datetime.now(UTC)
+        with self._lock:
+            cached = self._tokens.get(digest)
+        if cached is None:
+            try:
+                with self.push_engine.connect() as conn:
+                    row = conn.execute(text("SELECT operator_id, expires_at FROM feed_tokens WHERE token_hash = :h"),
+                                       {"h": digest}).first()
+            except DBAPIError as exc:
+                raise _Unavailable() from exc
+            if row is None:
+                raise ProtocolError(Ret.TOKEN, "the AccessToken is unknown; call query_token")
+            cached = (row.operator_id, row.expires_at)
+            with self._lock:
+                if len(self._tokens) > 100000:
+                    self._tokens = {k: v for k, v in self._tokens.items() if v[1] > now}
+                self._tokens[digest] = cached
+        if not hmac.compare_digest(cached[0], operator_id):
+            raise ProtocolError(Ret.TOKEN, "the AccessToken was issued to another OperatorID")
+        if cached[1] <= now:
+            raise ProtocolError(Ret.TOKEN, "the AccessToken has expired; call query_token")
+
+    # ------------------------------------------------------------------ entry point
+
+    def handle(self, interface: str, body: bytes, authorization: str | None) -> tuple[int, dict]:
+        """Answer one request: (HTTP status, signed response envelope)."""
+        inbound: _Inbound | None = None
+
+        def lookup(operator_id: str) -> Secrets | None:
+            nonlocal inbound
+            inbound = self._inbound(operator_id)
+            return inbound.secrets if inbound else None
+
+        try:
+            if interface not in INTERFACES:
+                raise ProtocolError(Ret.BUSINESS, f"unknown interface {interface[:60]!r}; this platform serves "
+                                    + ", ".join(INTERFACES))
+            try:
+                parsed = parse_request(body, lookup, window_seconds=self.settings.feed.timestamp_window_s)
+            except ProtocolError as exc:
+                if exc.ret == Ret.SIGNATURE and inbound is not None:
+                    # The operator may have been re-registered a moment ago: re-read once.
+                    fresh = self._inbound(inbound.secrets.operator_id, fresh=True)
+                    if fresh is not None and fresh.secrets != inbound.secrets:
+                        inbound = fresh
+                        parsed = parse_request(body, lambda _op: fresh.secrets,
+                                               window_seconds=self.settings.feed.timestamp_window_s)
+                    else:
+                        raise
+                else:
+                    raise
+            assert inbound is not None
+            if interface == "query_token":
+                data = self._query_token(inbound, parsed.data)
+            else:
+                self._check_token(authorization, parsed.operator_id)
+                if interface == "notification_stationStatus":
+                    data = self._status(inbound, parsed)
+                else:
+                    data = self._station_info(inbound, parsed)
+            return 200, build_response(Ret.OK, "请求成功", data, inbound.secrets)
+        except ProtocolError as exc:
+            status = 404 if exc.msg.startswith("unknown interface") else 200
+            if inbound is None:
+                inbound = self._sender_of(body)
+            return status, build_response(exc.ret, exc.msg, None, inbound.secrets if inbound else _ANON)
+        except _Unavailable:
+            return 503, build_response(Ret.BUSY, "system busy (storage unavailable), please retry later", None,
+                                       inbound.secrets if inbound else _ANON)
+        except DBAPIError as exc:
+            if is_disconnect(exc):
+                return 503, build_response(Ret.BUSY, "system busy (storage unavailable), please retry later",
+                                           None, inbound.secrets if inbound else _ANON)
+            log.exception("push not stored")
+            return 500, build_response(Ret.SYSTEM, "system error; the notification was not stored", None,
+                                       inbound.secrets if inbound else _ANON)
+        except Exception:  # noqa: BLE001 - never a stack trace to a peer
+            log.exception("push not stored")
+            return 500, build_response(Ret.SYSTEM, "system error; the notification was not stored", None,
+                                       inbound.secrets if inbound else _ANON)
+
+    def _sender_of(self, body: bytes) -> _Inbound | None:
+        """Best effort: the known sender of a malformed envelope, so our answer is signed for it."""
+        try:
+            op = json.loads(body).get("OperatorID")
+            return self._inbound(op) if isinstance(op, str) and 0 < len(op) <= 9 else None
+        except Exception:  # noqa: BLE001 - anything malformed just gets an unsigned-for-you answer
+            return None
+
+    # ------------------------------------------------------------------ interfaces
+
+    def _query_token(self, inbound: _Inbound, data: Any) -> dict:
+        data = data if isinstance(data, dict) else {}
+        op = inbound.secrets.operator_id
+        claimed = str(data.get("OperatorID") or "")
+        out = {"OperatorID": claimed or op, "SuccStat": 1, "AccessToken": "", "TokenAvailableTime": 0,
+               "FailReason": 0}
+        if claimed != op:
+            return {**out, "FailReason": 1}
+        given = str(data.get("OperatorSecret") or "")
+        if not hmac.compare_digest(given.encode("utf-8"), inbound.secrets.operator_secret.encode("utf-8")):
+            return {**out, "FailReason": 2}
+        token = _secrets.token_hex(16).upper()
+        ttl = max(60, min(self.settings.feed.token_ttl_s, 7 * 86400))
+        expires = datetime.now(UTC) + timedelta(seconds=ttl)
+        try:
+            with self.push_engine.connect() as conn:
+                conn.execute(text("INSERT INTO feed_tokens (token_hash, operator_id, expires_at) VALUES (:h, :op, :e)"),
+                             {"h": _hash_token(token), "op": op, "e": expires})
+        except DBAPIError as exc:
+            raise _Unavailable() from exc
+        with self._lock:
+            self._tokens[_hash_token(token)] = (op, expires)
+        return {**out, "SuccStat": 0, "AccessToken": token, "TokenAvailableTime": ttl}
+
+    def _status(self, inbound: _Inbound, parsed: Any) -> dict:
+        data = parsed.data if isinstance(parsed.data, dict) else None
+        info = data.get("ConnectorStatusInfo") if data else None
+        if isinstance(info, list) and len(info) == 1:
+            info = info[0]
+        if not isinstance(info, dict):
+            raise ProtocolError(Ret.BUSINESS, "Data must carry ConnectorStatusInfo (an object)")
+        cid = info.get("ConnectorID")
+        if isinstance(cid, int) and not isinstance(cid, bool):
+            cid = str(cid)
+        if not isinstance(cid, str) or not cid.strip() or len(cid) > 26:
+            raise ProtocolError(Ret.BUSINESS, "ConnectorStatusInfo.ConnectorID is required (at most 26 characters)")
+        status = _small(info.get("Status"))
+        if status is None or status not in CONNECTOR_STATUSES:
+            allowed = ", ".join(str(v) for v in CONNECTOR_STATUSES)
+            raise ProtocolError(Ret.BUSINESS, f"ConnectorStatusInfo.Status {info.get('Status')!r} is not one of {allowed}")
+        park, lock = _small(info.get("ParkStatus")), _small(info.get("LockStatus"))
+        op = inbound.secrets.operator_id
+        try:
+            with self.push_engine.connect() as conn:
+                outcome = conn.exec_driver_sql(
+                    "SELECT feed_store_status_push(%s, %s, %s, %s, %s, %s::smallint, %s::smallint, %s::smallint)",
+                    (op, parsed.timestamp, parsed.seq, parsed.raw["Sig"], cid, status, park, lock)).scalar()
+        except DBAPIError as exc:
+            if is_disconnect(exc):
+                raise _Unavailable() from exc
+            raise
+        if outcome == "seq_reused":
+            raise ProtocolError(Ret.ENVELOPE, f"Seq {parsed.seq} was already used by another notification in second "
+                                f"{parsed.raw['TimeStamp']}; Seq must count up within a second (resend with a new Seq)")
+        with self._lock:
+            self.counts[op] = self.counts.get(op, 0) + 1
+        return {"Status": 0}
+
+    def _station_info(self, inbound: _Inbound, parsed: Any) -> dict:
+        from ingest.sync import store_station_infos
+
+        data = parsed.data if isinstance(parsed.data, dict) else None
+        if data is None:
+            raise ProtocolError(Ret.BUSINESS, "Data must be a StationInfo object")
+        try:
+            stations = stations_from_page(data) if ("StationInfo" in data or "StationInfos" in data) \
+                else stations_from_page({"StationInfos": data})
+        except ProtocolError:
+            raise
+        if len(stations) != 1 or not isinstance(stations[0], dict) or not stations[0].get("StationID"):
+            raise ProtocolError(Ret.BUSINESS, "Data must carry exactly one StationInfo with a StationID")
+        op = inbound.secrets.operator_id
+        try:
+            with self.engine.begin() as conn:
+                fresh = conn.execute(text(
+                    "INSERT INTO feed_push_seen (operator_id, ts, seq, sig) VALUES (:op, :ts, :seq, :sig) "
+                    "ON CONFLICT DO NOTHING RETURNING 1"),
+                    {"op": op, "ts": parsed.timestamp, "seq": parsed.seq, "sig": parsed.raw["Sig"]}).first()
+                if fresh is None:
+                    prev = conn.execute(text("SELECT sig FROM feed_push_seen WHERE operator_id = :op AND ts = :ts "
+                                             "AND seq = :seq"), {"op": op, "ts": parsed.timestamp, "seq": parsed.seq}).scalar()
+                    if prev and prev.upper() == parsed.raw["Sig"].upper():
+                        return {"Status": 0}
+                    raise ProtocolError(Ret.ENVELOPE, f"Seq {parsed.seq} was already used in second "
+                                        f"{parsed.raw['TimeStamp']}; resend with a new Seq")
+                counts = store_station_infos(conn, op, inbound.name, stations, interconnected=inbound.interconnected,
+                                             city_adcode=self.settings.app.city_adcode)
+                changed = refresh_station_summaries(conn, counts.touched)
+                if counts.touched or changed:
+                    bump_version(conn, "stations")
+                reason = None
+                if counts.rejected:
+                    reason = conn.execute(text("SELECT reject_reason FROM stations WHERE operator_id = :op AND "
+                                               "station_id = :sid"), {"op": op, "sid": stations[0]["StationID"]}).scalar()
+        except DBAPIError as exc:
+            if is_disconnect(exc):
+                raise _Unavailable() from exc
+            raise
+        if reason:
+            raise ProtocolError(Ret.BUSINESS, f"stored as rejected: {reason}"[:500])
+        return {"Status": 0}
+
+
+def _small(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, int) and -32768 <= value <= 32767 else None
+
+
+def prune(engine: Engine, settings: Settings) -> tuple[int, int]:
+    """Forget replay entries older than the TimeStamp window and expired tokens."""
+    keep_s = settings.feed.timestamp_window_s * 2 + 60
+    try:
+        with engine.begin() as conn:
+            seen = conn.execute(text("DELETE FROM feed_push_seen WHERE ts < now() - make_interval(secs => :s)"),
+                                {"s": keep_s}).rowcount
+            tokens = conn.execute(text("DELETE FROM feed_tokens WHERE expires_at < now() - interval '1 day'")).rowcount
+        return seen, tokens
+    except SQLAlchemyError:
+        return 0, 0
