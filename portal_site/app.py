@@ -48,6 +48,7 @@ ROUTE_MODULES: list[str] = [
     "portal_site.routes.api",
     "portal_site.routes.accounts",
     "portal_site.routes.backoffice",
+    "portal_site.routes.portal",
 ]
 
 

@@ -105,3 +105,28 @@ def login(client: Any, account_name: str, password: str = DEFAULT_PASSWORD) -> N
 def logout(client: Any) -> None:
     token = csrf_from(client, "/logout")
     client.post("/logout", data={"_csrf": token}, follow_redirects=False)
+
+
+def insert_station(engine: Engine, operator_id: str, name: str, *, lng: float = 113.55, lat: float = 22.27,
+                   district_adcode: int | None = 440402, station_type: int = 1, piles: int = 2,
+                   connectors_per_pile: int = 1, power_kw: float = 60.0) -> int:
+    """A feed station with piles and connectors (coordinates taken as WGS84, fine for tests)."""
+    sid = secrets.token_hex(6)
+    with engine.begin() as conn:
+        pk = conn.execute(text(
+            "INSERT INTO stations (operator_id, station_id, name, station_type, station_status, lng_gcj02, lat_gcj02, "
+            "geom, geom_3857, district_adcode) VALUES (:o, :sid, :n, :t, 50, :lng, :lat, "
+            "ST_SetSRID(ST_MakePoint(:lng, :lat), 4326), ST_Transform(ST_SetSRID(ST_MakePoint(:lng, :lat), 4326), 3857), :d) "
+            "RETURNING id"), {"o": operator_id, "sid": sid, "n": name, "t": station_type, "lng": lng, "lat": lat,
+                              "d": district_adcode}).scalar_one()
+        for i in range(piles):
+            epk = conn.execute(text(
+                "INSERT INTO equipment (station_pk, operator_id, equipment_id, equipment_type, power_kw) "
+                "VALUES (:s, :o, :e, 1, :p) RETURNING id"), {"s": pk, "o": operator_id, "e": f"{sid}{i:02d}",
+                                                           "p": power_kw}).scalar_one()
+            for j in range(connectors_per_pile):
+                conn.execute(text(
+                    "INSERT INTO connectors (equipment_pk, station_pk, operator_id, connector_id, connector_type, power_kw) "
+                    "VALUES (:e, :s, :o, :c, 4, :p)"), {"e": epk, "s": pk, "o": operator_id, "c": f"{sid}{i:02d}{j}",
+                                                       "p": power_kw})
+    return pk

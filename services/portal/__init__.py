@@ -1,0 +1,1 @@
+"""The public portal's content (news, page texts) and its statistics."""
