@@ -91,7 +91,10 @@ def map_config(request: Request) -> dict[str, Any]:
 @get("/map", include_in_schema=False, cache=False)
 async def map_page(request: Request) -> Template:
     config = map_config(request)
-    return Template(template_name="map.html", context={"config_json": json.dumps(config, ensure_ascii=False)})
+    # Embedded in <script type="application/json">: escape what could end the element or start markup.
+    config_json = (json.dumps(config, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+                   .replace("&", "\\u0026"))
+    return Template(template_name="map.html", context={"config_json": config_json})
 
 
 @get("/map/stations/{name:str}", sync_to_thread=True, include_in_schema=False, cache=False)
