@@ -47,8 +47,8 @@ ADMIN_MENU: list[MenuEntry] = [
     MenuEntry("subsidy", "补贴管理", "Subsidies", "/admin/subsidy/", False),
     MenuEntry("communication", "消息通知", "Messages", "/admin/messages", False),
     MenuEntry("communication", "意见反馈", "Feedback", "/admin/feedback", False),
-    MenuEntry("supervision", "监管任务", "Supervision tasks", "/admin/tasks", False),
     MenuEntry("communication", "通讯录", "Address book", "/admin/contacts", False),
+    MenuEntry("supervision", "监管任务", "Supervision tasks", "/admin/tasks", False),
     MenuEntry("supervision", "运行监测", "Dashboard", "/admin/dashboard", False),
     MenuEntry("portal", "门户内容", "Portal content", "/admin/content", False),
 ]

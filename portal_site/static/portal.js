@@ -18,7 +18,7 @@
           { label: en ? "Connectors" : "充电接口", data: data.by_district.map((r) => r.connectors), backgroundColor: colors[2] },
         ],
       },
-      options: { responsive: true, animation: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
+      options: { responsive: true, maintainAspectRatio: false, animation: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } },
     });
   }
   const type = document.getElementById("chart-type");
@@ -29,7 +29,7 @@
         labels: data.by_type.map(name),
         datasets: [{ data: data.by_type.map((r) => r.stations), backgroundColor: colors }],
       },
-      options: { responsive: true, animation: false, plugins: { legend: { position: "bottom" } } },
+      options: { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: "bottom" } } },
     });
   }
 })();
