@@ -10,5 +10,6 @@ from services import workflow  # noqa: F401,E402  (workflow_events)
 from services.models import accounts  # noqa: F401,E402  (users, sessions, codes, outbox, news, pages)
 from services.models import messaging  # noqa: F401,E402  (messages, contacts, feedback, tasks, snapshots)
 from services.models import archives  # noqa: F401,E402  (station/report/facility archives, interconnection)
+from services.models import subsidy  # noqa: F401,E402  (subsidy rules, applications, accounting runs)
 
 __all__ = ["Base"]
