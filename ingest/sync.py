@@ -296,6 +296,7 @@ def _prepare(stations: Iterable[dict], operator_id: str, operator_name: str, int
     rows: list[tuple] = []
     equipment: dict[str, list[tuple]] = {}
     connectors: dict[str, list[tuple]] = {}
+    eq_coords: list[tuple[float | None, float | None]] = []
     for i, st in enumerate(items):
         sid = st["StationID"]
         problems = validate_station_info(st)
@@ -312,8 +313,7 @@ def _prepare(stations: Iterable[dict], operator_id: str, operator_name: str, int
         codes, unknown = normalize_payments(payment) if payment else ([], [])
         full, initials = pinyin_of(name)
         search_text = " ".join(x for x in (name, operator_name, address, full, op_pinyin, initials, op_initials) if x)
-        digest = hashlib.md5(json.dumps([st, operator_name, interconnected], sort_keys=True, ensure_ascii=False,
-                                        default=str).encode("utf-8")).hexdigest()
+        digest = _digest(st, operator_name, interconnected)
         pictures = [str(p) for p in st.get("Pictures") or [] if p is not None] if isinstance(st.get("Pictures"), list) else []
         rows.append((
             sid[:20], _str(st.get("EquipmentOwnerID"), 9), name, _str(st.get("CountryCode"), 2) or "CN",
@@ -335,16 +335,13 @@ def _prepare(stations: Iterable[dict], operator_id: str, operator_name: str, int
         con_rows = []
         for eq in st.get("EquipmentInfos") or []:
             e_lng, e_lat = _num(eq.get("EquipmentLng")), _num(eq.get("EquipmentLat"))
-            w = None
-            if e_lng is not None and e_lat is not None and -180 <= e_lng <= 180 and -90 <= e_lat <= 90:
-                a, b = gcj02_to_wgs84_array([e_lng], [e_lat])
-                w = (float(a[0]), float(b[0]))
-            else:
+            if e_lng is None or e_lat is None or not (-180 <= e_lng <= 180 and -90 <= e_lat <= 90):
                 e_lng = e_lat = None
+            eq_coords.append((e_lng, e_lat))
             eq_rows.append((
                 eq["EquipmentID"], _str(eq.get("ManufacturerID"), 9), _str(eq.get("ManufacturerName"), 60),
                 _str(eq.get("EquipmentModel"), 40), _date(eq.get("ProductionDate")), _int(eq.get("EquipmentType")),
-                e_lng, e_lat, w[0] if w else None, w[1] if w else None, _power(eq.get("Power")),
+                e_lng, e_lat, None, None, _power(eq.get("Power")),
                 _str(eq.get("EquipmentName"), 60),
             ))
             for con in eq.get("ConnectorInfos") or []:
@@ -357,7 +354,26 @@ def _prepare(stations: Iterable[dict], operator_id: str, operator_name: str, int
                 ))
         equipment[sid] = eq_rows
         connectors[sid] = con_rows
+    # Pile positions: one vectorised conversion for the whole batch.
+    if eq_coords:
+        e_lng = np.array([np.nan if x is None else x for x, _ in eq_coords], dtype=np.float64)
+        e_lat = np.array([np.nan if y is None else y for _, y in eq_coords], dtype=np.float64)
+        w_lng, w_lat = gcj02_to_wgs84_array(e_lng, e_lat)
+        k = 0
+        for sid in equipment:
+            fixed = []
+            for row in equipment[sid]:
+                ok = row[6] is not None
+                fixed.append((*row[:8], float(w_lng[k]) if ok else None, float(w_lat[k]) if ok else None, *row[10:]))
+                k += 1
+            equipment[sid] = fixed
     return _Prepared(rows, equipment, connectors, received, unkeyed)
+
+
+def _digest(st: dict, operator_name: str, interconnected: bool) -> str:
+    """Hash of everything that feeds a station's row: equal hash, nothing to write."""
+    return hashlib.md5(json.dumps([st, operator_name, interconnected], sort_keys=True, ensure_ascii=False,
+                                  default=str).encode("utf-8")).hexdigest()
 
 
 def _dumps(obj: Any) -> str:
@@ -527,12 +543,34 @@ def store_station_infos(conn: Connection, operator_id: str, operator_name: str, 
     Returns the counts and the primary keys of the stations whose row changed (their derived
     columns still need ``refresh_station_summaries``).
     """
-    prep = _prepare(stations, operator_id, operator_name, interconnected)
     counts = StoreCounts()
-    if not prep.stations:
+    by_id: dict[str, dict] = {}
+    for st in stations:
+        sid = st.get("StationID") if isinstance(st, dict) else None
+        if isinstance(sid, str) and sid.strip():
+            by_id[sid] = st
+    if not by_id:
         return counts
     cur = conn.connection.dbapi_connection.cursor()
     try:
+        # Skip what is stored already with the same content: no conversion, no write.
+        cur.execute("SELECT station_id, content_hash, feed_state FROM stations WHERE operator_id = %s "
+                    "AND station_id = ANY(%s)", (operator_id, list(by_id)))
+        stored = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+        skipped: dict[str, str] = {}
+        todo = []
+        for sid, st in by_id.items():
+            have = stored.get(sid)
+            if have and have[1] != "withdrawn" and have[0] == _digest(st, operator_name, interconnected):
+                skipped[sid] = "rejected" if have[1] == "rejected" else "unchanged"
+            else:
+                todo.append(st)
+        prep = _prepare(todo, operator_id, operator_name, interconnected)
+        if not prep.stations:
+            counts.outcome = skipped
+            counts.unchanged = sum(1 for o in skipped.values() if o == "unchanged")
+            counts.rejected = len(skipped) - counts.unchanged
+            return counts
         # execute_values cannot mix %(name)s with the VALUES placeholder: inline the two constants
         # (an int, and the operator ID quoted by the driver).
         sql = _UPSERT_STATIONS.replace("%(city)s", str(int(city_adcode))).replace(
@@ -553,11 +591,12 @@ def store_station_infos(conn: Connection, operator_id: str, operator_name: str, 
             else:
                 changed_active[sid] = pk
                 outcome[sid] = "inserted" if inserted else "updated"
+        outcome.update(skipped)
         counts.outcome = outcome
         counts.inserted = sum(1 for o in outcome.values() if o == "inserted")
         counts.updated = sum(1 for o in outcome.values() if o == "updated")
         counts.unchanged = sum(1 for o in outcome.values() if o == "unchanged")
-        counts.rejected = len(rejected)
+        counts.rejected = sum(1 for o in outcome.values() if o == "rejected")
         op_literal = cur.mogrify("%s", (operator_id,)).decode()
         if rejected_pks:
             # A rejected station shows nothing; its piles are dropped (the raw StationInfo is kept).
