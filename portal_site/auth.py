@@ -75,6 +75,10 @@ COOKIE_NAME = "zh_session"
 CSRF_FIELD = "_csrf"
 CSRF_HEADER = "x-csrf-token"
 CSRF_EXEMPT_PREFIXES = ("/api/", "/evcs/")
+# No session at all here: machine endpoints, cacheable responses (tiles answer 304 without the database).
+NO_SESSION_PREFIXES = ("/static/", "/tiles/", "/evcs/", "/healthz")
+# A session is read when the cookie is there, but never started (no Set-Cookie on API responses).
+NO_NEW_SESSION_PREFIXES = ("/api/",)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
@@ -119,7 +123,7 @@ class SessionMiddleware(ASGIMiddleware):
     """Loads ``request.state.user`` and enforces CSRF on state-changing requests."""
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+        if scope["type"] != "http" or scope["path"].startswith(NO_SESSION_PREFIXES):
             await next_app(scope, receive, send)
             return
         settings = _settings(scope)
@@ -130,7 +134,8 @@ class SessionMiddleware(ASGIMiddleware):
         user: CurrentUser | None = None
         if sid is None:
             sid = secrets.token_urlsafe(32)
-            new_cookie = _cookie(settings, sid)
+            if not scope["path"].startswith(NO_NEW_SESSION_PREFIXES):
+                new_cookie = _cookie(settings, sid)
         else:
             def _load() -> CurrentUser | None:
                 with db.session() as s:
@@ -149,7 +154,8 @@ class SessionMiddleware(ASGIMiddleware):
                 if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
                     form = await request.form()
                     sent = form.get(CSRF_FIELD)
-            if not sent or new_cookie is not None or not hmac.compare_digest(str(sent), state["csrf"]):
+            # without a valid cookie the session secret is brand new, so no token can match it
+            if not sent or not hmac.compare_digest(str(sent), state["csrf"]):
                 raise PermissionDeniedException(
                     "表单已过期或缺少安全令牌，请刷新页面后重试 / missing or stale CSRF token: reload the page and retry")
 

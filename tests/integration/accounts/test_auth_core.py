@@ -109,3 +109,29 @@ def test_guards_redirect_anonymous_and_refuse_wrong_roles(client, engine) -> Non
     client.cookies.clear()
     login(client, reg["account_name"])
     assert client.get("/admin/registrations", headers=HTML).status_code == 200
+
+
+def test_machine_paths_get_no_session_cookie(client) -> None:  # noqa: ANN001
+    for path in ("/healthz", "/static/site.css"):
+        r = client.get(path)
+        assert "zh_session" not in r.headers.get("set-cookie", ""), path
+    r = client.get("/login", headers=HTML)
+    assert "zh_session=" in r.headers.get("set-cookie", "")
+    assert "HttpOnly" in r.headers["set-cookie"] and "SameSite=lax" in r.headers["set-cookie"]
+
+
+def test_csrf_exempt_prefixes_are_not_checked(client) -> None:  # noqa: ANN001
+    # /api/ and /evcs/ authenticate otherwise (keys, protocol signatures): no 403 from the CSRF check
+    for path in ("/api/v1/nothing-here", "/evcs/v20160701/nothing-here"):
+        r = client.post(path, json={})
+        assert r.status_code != 403 or "CSRF" not in r.text, path
+
+
+def test_session_cookie_signature_is_checked(client, engine) -> None:  # noqa: ANN001
+    op = create_operator_user(engine)
+    login(client, op["account_name"])
+    value = client.cookies.get("zh_session")
+    sid, _, sig = value.rpartition(".")
+    client.cookies.set("zh_session", f"{sid}.{'A' * len(sig)}")
+    r = client.get("/backoffice/", headers=HTML, follow_redirects=False)
+    assert r.status_code in (302, 303)
