@@ -780,7 +780,7 @@ WHERE id = :id
 
 
 def _fetch_listing(client: FeedClient, page_size: int, last_query_time: str, result: SyncResult,
-                   on_chunk: Callable[[list[dict]], None]) -> tuple[list[str], bool]:
+                   on_chunk: Callable[[list[dict]], None], chunk_size: int = _CHUNK) -> tuple[list[str], bool]:
     """Page through query_stations_info; returns (StationIDs seen, listing was stable)."""
     seen: list[str] = []
     item_size: int | None = None
@@ -798,7 +798,7 @@ def _fetch_listing(client: FeedClient, page_size: int, last_query_time: str, res
             if isinstance(st, dict) and isinstance(st.get("StationID"), str):
                 seen.append(st["StationID"])
         chunk.extend(stations)
-        if len(chunk) >= _CHUNK:
+        if len(chunk) >= chunk_size:
             on_chunk(chunk)
             chunk = []
     if chunk:
@@ -874,10 +874,10 @@ def sync_operator(engine: Engine, settings: Settings, ep: EndpointInfo, *, full:
         last = "" if mode == "full" else format_query_time(ep.last_query_time)  # type: ignore[arg-type]
         with _client_for(ep, settings, deadline) as client:
             try:
-                seen, stable = _fetch_listing(client, f.page_size, last, result, write_chunk)
+                seen, stable = _fetch_listing(client, f.page_size, last, result, write_chunk, f.write_chunk)
                 if not stable:
                     result.notes.append("the listing moved while paging; read it a second time")
-                    seen2, stable = _fetch_listing(client, f.page_size, last, result, write_chunk)
+                    seen2, stable = _fetch_listing(client, f.page_size, last, result, write_chunk, f.write_chunk)
                     seen = seen + seen2
                     if not stable:
                         result.notes.append("the listing kept moving: withdrawals left for the next full sync")

@@ -97,6 +97,8 @@ class FeedSettings(BaseSettings):
     """Renew a cached AccessToken this long before it expires."""
     db_retry_s: float = 30.0
     """How long a sync keeps retrying a write while the database is unreachable."""
+    write_chunk: int = 1000
+    """Stations written per transaction during a pull."""
 
 
 class TileSettings(BaseSettings):
