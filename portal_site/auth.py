@@ -20,6 +20,9 @@ Guards (``guards=[...]`` on a handler, router or controller)
     requests are redirected to ``/login?next=…``); wrong role → ``PermissionDeniedException`` (403).
     Guards check the role only: each handler must still scope its queries to
     ``user.operator_id`` / ``user.operator_pk`` and answer 404 for another operator's ids.
+    Every /backoffice/ route except the overview must refuse unapproved operators
+    (``require_operator``); a deliberate exception says so with ``opt={"open_before_approval": True}``
+    (``tests/integration/accounts/test_access.py`` walks every route and checks all of this).
 
 CSRF
     Every POST/PUT/PATCH/DELETE outside ``/api/`` and ``/evcs/`` must carry the session's token in

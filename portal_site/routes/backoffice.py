@@ -38,9 +38,30 @@ def _count(s: Any, sql: str, params: dict[str, Any], table: str) -> int | None:
     return s.execute(text(sql), params).scalar()
 
 
-def _overview_counts(s: Any, operator_id: str) -> dict[str, int | None]:
+def _facility_states(s: Any, operator_pk: int) -> list[tuple[str, str, str, int]] | None:
+    """(state, zh, en, count) of the operator's facility archives, in workflow order (B1's check counts)."""
+    if s.execute(text("SELECT to_regclass('facility_archives')")).scalar() is None:
+        return None
+    counts = dict(s.execute(text("SELECT state, count(*) FROM facility_archives WHERE operator_pk = :pk "
+                                 "AND state <> 'deleted' GROUP BY state"), {"pk": operator_pk}).all())
+    try:
+        from services.archives.workflows import FACILITY
+
+        labels = {k: v for k, v in FACILITY.states.items() if k != "deleted"}
+    except ImportError:
+        labels = {k: (k, k) for k in counts}
+    return [(k, zh, en, counts.get(k, 0)) for k, (zh, en) in labels.items()]
+
+
+def _overview_counts(s: Any, operator_id: str, operator_pk: int) -> dict[str, Any]:
     p = {"o": operator_id}
+    pk = {"pk": operator_pk}
     return {
+        "station_archives": _count(s, "SELECT count(*) FROM station_archives WHERE operator_pk = :pk "
+                                      "AND state <> 'deleted'", pk, "station_archives"),
+        "facility_archives": _count(s, "SELECT count(*) FROM facility_archives WHERE operator_pk = :pk "
+                                       "AND state <> 'deleted'", pk, "facility_archives"),
+        "facility_states": _facility_states(s, operator_pk),
         "stations_reported": _count(s, "SELECT count(*) FROM stations WHERE operator_id = :o AND feed_state = 'active'",
                                     p, "stations"),
         "stations_interconnected": _count(s, "SELECT count(*) FROM stations WHERE operator_id = :o AND interconnected",
@@ -55,7 +76,7 @@ def overview(request: Request, db: Database) -> Template:
     user = auth.current_user(request)
     with db.session() as s:
         registration = reg.get_registration(s, user.operator_pk)
-        counts = _overview_counts(s, user.operator_id) if user.approved else {}
+        counts = _overview_counts(s, user.operator_id, user.operator_pk) if user.approved else {}
     return Template("backoffice/overview.html", context={
         
         "registration": registration, "counts": counts, "steps": STEPS,
