@@ -136,3 +136,22 @@ def test_step2_needs_a_verified_email_of_this_session(mail_client, inbox, app) -
         r = other.post("/register", data={"_csrf": t2, "email": email, "code": code, "agree": "1"}, follow_redirects=False)
         assert r.status_code == 400
         assert other.get("/register/details", headers=HTML, follow_redirects=False).status_code in (302, 303)
+
+
+def test_wrong_codes_over_http_count_and_exhaust(mail_client, inbox, engine) -> None:  # noqa: ANN001
+    email = f"w-{secrets.token_hex(3)}@example.com"
+    token = csrf_from(mail_client, "/register")
+    mail_client.post("/register/code", data={"_csrf": token, "email": email})
+    code = inbox.code_for(email)
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(5):
+        r = mail_client.post("/register", data={"_csrf": token, "email": email, "code": wrong, "agree": "1"})
+        assert r.status_code == 400
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT attempts FROM verification_codes WHERE recipient = :r"), {"r": email}).scalar() == 5
+    r = mail_client.post("/register", data={"_csrf": token, "email": email, "code": code, "agree": "1"},
+                         follow_redirects=False)
+    assert r.status_code == 400 and "重新获取" in r.text
+    # and a resend within the minute is refused with a clear message
+    r = mail_client.post("/register/code", data={"_csrf": token, "email": email})
+    assert r.status_code == 429 and "秒后" in r.text
