@@ -31,7 +31,8 @@ CSRF
     ``hx-headers`` on ``<body>`` so htmx requests carry it. JSON ``fetch`` calls add the header.
 
 Login / logout (used by ``portal_site.routes.accounts``)
-    ``login_user(request, user_id) -> Cookie`` creates the server-side session with a fresh id;
+    ``login_user(request, user) -> Cookie`` (a user id or an object with ``.id``) creates the
+    server-side session with a fresh id;
     ``logout(request) -> Cookie`` deletes it. Attach the cookie to the response.
 """
 
@@ -186,8 +187,10 @@ def session_secret(connection: ASGIConnection) -> str:
     return connection.scope.get("state", {}).get("sid", "")
 
 
-def login_user(request: Request, user_id: int) -> Cookie:
-    """Start a session for ``user_id`` with a fresh id (the old one, if any, is deleted)."""
+def login_user(request: Request, user: int | Any) -> Cookie:
+    """Start a session for ``user`` (a user id, or anything with ``.id``) with a fresh session id
+    (the old one, if any, is deleted: no session fixation). Attach the returned cookie."""
+    user_id = user if isinstance(user, int) else user.id
     settings = _settings(request)
     db = request.app.state["db"]
     old = session_secret(request)
@@ -196,11 +199,10 @@ def login_user(request: Request, user_id: int) -> Cookie:
             delete_session(s, old)
         sid = create_session(s, user_id, days=settings.accounts.session_days, ip=request.client.host if request.client else None,
                              user_agent=request.headers.get("user-agent"))
-    user = None
     with db.session() as s:
-        user = load_current_user(s, sid)
+        current = load_current_user(s, sid)
     state = request.scope.setdefault("state", {})
-    state.update(user=user, sid=sid, csrf=csrf_token_for(settings.app.secret_key, sid))
+    state.update(user=current, sid=sid, csrf=csrf_token_for(settings.app.secret_key, sid))
     return _cookie(settings, sid)
 
 
