@@ -109,12 +109,15 @@ def register_send_code(request: Request, db: Database, settings: Settings, data:
         with db.session() as s:
             code = issue_code(s, "register", "email", email, settings.accounts, session_key=_sk(request))
             minutes = settings.accounts.code_ttl_s // 60
-            messenger_for(settings.mail).email(
+            delivered = messenger_for(settings.mail).email(
                 s, email, "珠海市充电基础设施智慧管理服务平台 注册验证码",
                 f"您的注册验证码是 {code}，{minutes} 分钟内有效。如非本人操作，请忽略本邮件。\n"
                 f"Your registration code is {code}; it is valid for {minutes} minutes.")
     except AppError as exc:
         return _step1(exc.status_code, email=email, agreed=agreed, error=exc.message)
+    if not delivered:
+        return _step1(503, email=email, agreed=agreed,
+                      error="邮件发送失败，请稍后（1 分钟后）重试 / the e-mail could not be sent: retry in a minute")
     return _step1(email=email, agreed=agreed, code_sent=True,
                   notice=f"验证码已发送至 {email}，10 分钟内有效 / a code was sent to {email}")
 

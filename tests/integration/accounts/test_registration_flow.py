@@ -155,3 +155,26 @@ def test_wrong_codes_over_http_count_and_exhaust(mail_client, inbox, engine) -> 
     # and a resend within the minute is refused with a clear message
     r = mail_client.post("/register/code", data={"_csrf": token, "email": email})
     assert r.status_code == 429 and "秒后" in r.text
+
+
+def test_mail_failure_is_reported(db_url, database, tmp_path) -> None:  # noqa: ANN001
+    import socket
+
+    from litestar.testing import TestClient
+
+    from portal_site.app import create_app
+    from services.settings import AppSettings, DatabaseSettings, MailSettings, Settings
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(db=DatabaseSettings(database_url=db_url), app=AppSettings(env="test", upload_dir=tmp_path),
+                        mail=MailSettings(smtp_host="127.0.0.1", smtp_port=port))
+    with TestClient(create_app(settings, database=database)) as c:
+        token = csrf_from(c, "/register")
+        email = f"f-{secrets.token_hex(3)}@example.com"
+        r = c.post("/register/code", data={"_csrf": token, "email": email})
+    assert r.status_code == 503 and "发送失败" in r.text
+    with database.engine.connect() as conn:
+        err = conn.execute(text("SELECT error FROM outbox WHERE recipient = :r"), {"r": email}).scalar()
+    assert err
