@@ -9,6 +9,7 @@ bind parameters.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import re
 import threading
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 import psycopg2.pool
 from sqlalchemy.engine import URL, make_url
 
@@ -24,13 +26,16 @@ from services.db import read_sql
 from services.errors import DatabaseUnavailable
 from services.settings import TileSettings
 from services.stations.filters import StationFilter
-from tiles.grid import WORLD_SIZE, TileAddress, cluster_cell_size, tile_bounds_3857
+from tiles.grid import WORLD_SIZE, TileAddress, cells_per_tile, cluster_cell_size, tile_bounds_3857
 
 __all__ = ["TileRenderer", "connect_kwargs", "station_tile_sql", "CRS_VALUES"]
 
 CRS_VALUES = ("wgs84", "gcj02")
 _BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_PYFORMAT = re.compile(r"%\(([A-Za-z_]\w*)\)s")
 _BUFFER = 64 / 4096
+CELL_TABLE_MAX_Z = 11  # levels kept in tile_cluster_cells (sql/functions/tile_cluster_cells.sql)
+CELL_TABLE_CELLS_PER_TILE = 8
 # GCJ-02 moves a point by well under 1 km; in Web Mercator metres that is < 2 km up to 55°N.
 _GCJ_SEARCH_MARGIN_M = 2000.0
 _GEOM = {
@@ -47,9 +52,18 @@ def connect_kwargs(url: str | URL, *, statement_timeout_ms: int = 10_000) -> dic
     kw.update({k: v for k, v in u.query.items() if isinstance(v, str)})
     kw["application_name"] = "zhcharge-tiles"
     kw["connect_timeout"] = 5
+    # plan_cache_mode applies to our PREPAREd statements only (fixed SQL, index scans either way)
     kw["options"] = (f"-c statement_timeout={statement_timeout_ms} -c default_transaction_read_only=on "
-                     "-c timezone=UTC -c jit=off")
+                     "-c timezone=UTC -c jit=off -c plan_cache_mode=force_generic_plan")
     return kw
+
+
+class TileConnection(psycopg2.extensions.connection):
+    """A pooled connection that remembers which statements it has PREPAREd."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared: set[str] = set()
 
 
 def _to_pyformat(sql: str) -> str:
@@ -91,9 +105,11 @@ class TileRenderer:
                  statement_timeout_ms: int = 10_000) -> None:
         self.settings = settings
         self.kwargs = connect_kwargs(url, statement_timeout_ms=statement_timeout_ms)
-        self._pool = psycopg2.pool.ThreadedConnectionPool(0, maxconn, **self.kwargs)
+        self._pool = psycopg2.pool.ThreadedConnectionPool(0, maxconn, connection_factory=TileConnection,
+                                                          **self.kwargs)
         self._sql: dict[tuple[bool, str, str], str] = {}
         self._lock = threading.Lock()
+        self._cells: bool | None = None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -119,14 +135,47 @@ class TileRenderer:
         finally:
             self._pool.putconn(conn, close=broken or bool(conn.closed))
 
-    def query_bytes(self, sql: str, params: dict[str, Any] | tuple) -> bytes:
+    def query_bytes(self, sql: str, params: dict[str, Any] | tuple, *, prepare: bool = False) -> bytes:
+        """Run a one-bytea statement. ``prepare``: PREPARE it once per connection and EXECUTE it
+        (saves parsing and planning, ~0.3 ms of a 0.5 ms high-zoom tile); only for fixed SQL."""
         with self.connection() as conn, conn.cursor() as cur:
-            cur.execute(sql, params)
+            if prepare and isinstance(params, dict):
+                names = list(dict.fromkeys(_PYFORMAT.findall(sql)))
+                name = "zh_tile_" + hashlib.md5(sql.encode()).hexdigest()[:16]  # noqa: S324 - a name, not security
+                if name not in getattr(conn, "prepared", ()):
+                    body = sql
+                    for i, n in enumerate(names, 1):
+                        body = body.replace(f"%({n})s", f"${i}")
+                    cur.execute(f"PREPARE {name} AS {body}")
+                    conn.prepared.add(name)
+                cur.execute(f"EXECUTE {name}(" + ", ".join(["%s"] * len(names)) + ")", [params[n] for n in names])
+            else:
+                cur.execute(sql, params)
             row = cur.fetchone()
         return bytes(row[0]) if row and row[0] is not None else b""
 
     # --- layers -----------------------------------------------------------------------------
+    @property
+    def has_cell_table(self) -> bool:
+        """Whether the precomputed cluster cells (migration 0351) exist in this database."""
+        if self._cells is None:
+            try:
+                with self.connection() as conn, conn.cursor() as cur:
+                    cur.execute("SELECT to_regclass('tile_cluster_cells') IS NOT NULL")
+                    self._cells = bool(cur.fetchone()[0])
+            except (psycopg2.Error, DatabaseUnavailable):
+                return False
+        return self._cells
+
+    def uses_cells(self, addr: TileAddress, flt: StationFilter, crs: str) -> bool:
+        """Unfiltered WGS84 cluster tiles read the per-cell aggregates (same grid, ids, positions)."""
+        return (addr.z < self.settings.cluster_below_zoom and addr.z <= CELL_TABLE_MAX_Z and crs == "wgs84"
+                and cells_per_tile(self.settings.cluster_cell_px) == CELL_TABLE_CELLS_PER_TILE
+                and flt.is_empty() and self.has_cell_table)
+
     def station_statement(self, addr: TileAddress, flt: StationFilter, crs: str) -> tuple[str, dict[str, Any]]:
+        if self.uses_cells(addr, flt, crs):
+            return read_sql("queries/tile_cluster_cells.sql"), {"z": addr.z, "x": addr.x, "y": addr.y}
         clusters = addr.z < self.settings.cluster_below_zoom
         key = (clusters, crs, flt.where_sql("s"))
         sql = self._sql.get(key)
@@ -143,8 +192,10 @@ class TileRenderer:
 
     def stations(self, addr: TileAddress, flt: StationFilter, crs: str = "wgs84") -> bytes:
         sql, params = self.station_statement(addr, flt, crs)
-        return self.query_bytes(sql, params)
+        # unfiltered statements are fixed text: prepare them; filtered ones vary, plan them per call
+        return self.query_bytes(sql, params, prepare=flt.is_empty())
 
     def districts(self, addr: TileAddress, crs: str = "wgs84") -> bytes:
         dx, dy = _gcj_offset_3857(addr.z, addr.x, addr.y) if crs == "gcj02" else (0.0, 0.0)
-        return self.query_bytes("SELECT tile_districts(%s, %s, %s, %s, %s)", (addr.z, addr.x, addr.y, dx, dy))
+        return self.query_bytes("SELECT tile_districts(%(z)s, %(x)s, %(y)s, %(dx)s, %(dy)s)",
+                                {"z": addr.z, "x": addr.x, "y": addr.y, "dx": dx, "dy": dy}, prepare=True)
