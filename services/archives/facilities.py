@@ -55,7 +55,7 @@ class FacilityFilter:
 
 
 def _scope(stmt: Any, actor: Actor, f: FacilityFilter, *, with_state: bool = True) -> Any:
-    stmt = stmt.join(StationArchive, StationArchive.id == FacilityArchive.station_archive_pk)
+    stmt = stmt.select_from(FacilityArchive).join(StationArchive, StationArchive.id == FacilityArchive.station_archive_pk)
     if actor.is_operator:
         stmt = stmt.where(FacilityArchive.operator_pk == actor.operator_pk)
     elif f.operator_pk:
