@@ -105,12 +105,17 @@ def _money(value: Decimal | None) -> str:
     return "—" if value is None else f"{value:,.2f}"
 
 
+def _plain(value: Decimal | None) -> str:
+    """A Decimal as written, without exponent or trailing zeros (200, 0.1235, 9075.33275)."""
+    return "—" if value is None else f"{value.normalize():f}"
+
+
 def _local(ts: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return ts.astimezone(svc.CHINA_TZ).strftime(fmt) if ts else ""
 
 
 def _ctx(**kw: Any) -> dict[str, Any]:
-    return {"money": _money, "local": _local, "wf": WF, "limits": LIMITS, "station_statuses": STATION_STATUSES,
+    return {"money": _money, "plain": _plain, "local": _local, "wf": WF, "limits": LIMITS, "station_statuses": STATION_STATUSES,
             "facility_types": FACILITY_TYPES, "ic_requirements": INTERCONNECTION_REQUIREMENTS, **kw}
 
 

@@ -1,0 +1,99 @@
+"""The application form in real headless Chromium: choosing a station loads its facilities
+(htmx), ticking facilities updates the expected amount (htmx), submitting lands on the list.
+Screenshots: test-artifacts/subsidy-*.png."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+
+from tests.accounts_helpers import DEFAULT_PASSWORD
+from tests.integration.subsidy.conftest import Factory
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--use-angle=swiftshader",
+                 "--enable-unsafe-swiftshader"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(settings, database) -> Iterator[str]:  # noqa: ANN001
+    import uvicorn
+
+    from portal_site.app import create_app
+
+    app = create_app(settings, database=database)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                        timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():  # noqa: ANN201
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def test_apply_in_the_browser(server, browser, engine, artifacts) -> None:  # noqa: ANN001
+    factory = Factory(engine)
+    op = factory.operator()
+    st = factory.station(op, name="情侣路充电站")
+    factory.station(op, name="建设中站", status=1)
+    f1 = factory.facility(op, st, power="120", equipment_type=1)
+    f2 = factory.facility(op, st, power="7", equipment_type=2)
+    factory.facility(op, st, power="60", state="ic_review")
+    rule = factory.rule(name="浏览器测试补贴", required_station_status=50, cap_station=Decimal("20000"))
+
+    ctx = browser.new_context(viewport={"width": 1360, "height": 1000}, locale="zh-CN")
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/login")
+    page.fill("input[name=login]", op.user["account_name"])
+    page.fill("input[name=password]", DEFAULT_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/backoffice/**")
+
+    page.goto(f"{server}/backoffice/subsidy/rules")
+    page.screenshot(path=str(artifacts / "subsidy-rules.png"), full_page=True)
+    page.click(f"#rule-{rule} a:has-text('开始申请')")
+    page.wait_for_url("**/applications/new?rule=*")
+    page.select_option("#station", str(st))
+    page.wait_for_selector(f"#fac-{f1}")
+    assert page.is_disabled(f"#facilities input[type=checkbox]:not([value='{f1}']):not([value='{f2}'])")
+    page.check(f"#fac-{f1}")
+    page.wait_for_function("document.querySelector('#expected-amount') && "
+                           "document.querySelector('#expected-amount').textContent.trim() === '24,000.00'")
+    page.check(f"#fac-{f2}")
+    page.wait_for_function("document.querySelector('#expected-amount').textContent.trim() === '24,700.00'")
+    page.screenshot(path=str(artifacts / "subsidy-apply.png"), full_page=True)
+    page.click("button[name=action][value=submit]")
+    page.wait_for_url("**/backoffice/subsidy/applications?rule=*")
+    assert "审核中" in page.inner_text(".rule-apps")
+    page.screenshot(path=str(artifacts / "subsidy-applications.png"), full_page=True)
+    assert errors == []
+    ctx.close()
