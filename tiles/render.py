@@ -18,7 +18,6 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
-import psycopg2.pool
 from sqlalchemy.engine import URL, make_url
 
 from geo.gcj02 import wgs84_to_gcj02
@@ -66,6 +65,51 @@ class TileConnection(psycopg2.extensions.connection):
         self.prepared: set[str] = set()
 
 
+class ConnectionPool:
+    """Lazy LIFO pool of at most ``maxconn`` connections that keeps idle ones open.
+
+    (psycopg2's own pools close every returned connection beyond ``minconn``, i.e. a new
+    connection per tile unless all are opened up front.)
+    """
+
+    def __init__(self, maxconn: int, kwargs: dict[str, Any], *, wait_s: float = 30.0) -> None:
+        self._kwargs = kwargs
+        self._idle: list[TileConnection] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(maxconn)
+        self._wait_s = wait_s
+
+    def getconn(self) -> TileConnection:
+        if not self._slots.acquire(timeout=self._wait_s):
+            raise DatabaseUnavailable("the tile server is busy; please retry shortly")
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        try:
+            return psycopg2.connect(connection_factory=TileConnection, **self._kwargs)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def putconn(self, conn: TileConnection, close: bool = False) -> None:
+        try:
+            if close or conn.closed:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            else:
+                with self._lock:
+                    self._idle.append(conn)
+        finally:
+            self._slots.release()
+
+    def closeall(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
 def _to_pyformat(sql: str) -> str:
     """SQLAlchemy-style ``:name`` binds (as StationFilter renders them) to psycopg2 ``%(name)s``."""
     return _BIND.sub(r"%(\1)s", sql)
@@ -105,8 +149,7 @@ class TileRenderer:
                  statement_timeout_ms: int = 10_000) -> None:
         self.settings = settings
         self.kwargs = connect_kwargs(url, statement_timeout_ms=statement_timeout_ms)
-        self._pool = psycopg2.pool.ThreadedConnectionPool(0, maxconn, connection_factory=TileConnection,
-                                                          **self.kwargs)
+        self._pool = ConnectionPool(maxconn, self.kwargs)
         self._sql: dict[tuple[bool, str, str], str] = {}
         self._lock = threading.Lock()
         self._cells: bool | None = None
