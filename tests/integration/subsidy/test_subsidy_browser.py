@@ -97,3 +97,55 @@ def test_apply_in_the_browser(server, browser, engine, artifacts) -> None:  # no
     page.screenshot(path=str(artifacts / "subsidy-applications.png"), full_page=True)
     assert errors == []
     ctx.close()
+
+
+def test_regulator_reviews_and_accounts_in_the_browser(server, browser, engine, artifacts) -> None:  # noqa: ANN001
+    from sqlalchemy.orm import sessionmaker
+
+    from services.subsidy import service as svc
+
+    factory = Factory(engine)
+    op = factory.operator()
+    st = factory.station(op, name="横琴充电站")
+    rule = factory.rule(name="浏览器核算补贴", cap_station=Decimal("10000"), budget=Decimal("50000"))
+    with sessionmaker(engine).begin() as s:
+        for power in ("30", "40"):
+            f = factory.facility(op, st, power=power)
+            svc.save_application(s, op.actor, svc.ApplicationForm.parse({
+                "rule": str(rule), "station": str(st), "facilities": [str(f)], "contact_name": "王五",
+                "contact_phone": "13800138000"}), submit=True, energy_source=None, operator_id=op.operator_id)
+    reg = factory.regulator_user()
+    ctx = browser.new_context(viewport={"width": 1360, "height": 1000}, locale="zh-CN")
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: d.accept())
+    page.goto(f"{server}/login")
+    page.fill("input[name=login]", reg["account_name"])
+    page.fill("input[name=password]", DEFAULT_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/admin/**")
+    page.goto(f"{server}/admin/subsidy/applications?state=submitted&rule={rule}")
+    links = page.locator("table a.small-btn")
+    hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    assert len(hrefs) == 2
+    page.goto(server + hrefs[0])
+    page.screenshot(path=str(artifacts / "subsidy-admin-review.png"), full_page=True)
+    page.click("button:has-text('审核通过')")
+    page.wait_for_url("**done=approve")
+    page.goto(server + hrefs[1])
+    page.fill("#reason", "请补充竣工验收材料")
+    page.click("button:has-text('退回')")
+    page.wait_for_url("**done=return")
+    assert "请补充竣工验收材料" in page.inner_text(".bo-page")
+    page.goto(f"{server}/admin/subsidy/rules/{rule}")
+    page.click("button:has-text('财务核算')")
+    page.wait_for_url("**done=accounted")
+    assert page.inner_text("#accounted").strip() == "8,000.00"  # newest first: 40 kW * 200, under the station cap
+    page.screenshot(path=str(artifacts / "subsidy-admin-rule.png"), full_page=True)
+    page.goto(f"{server}/admin/subsidy/")
+    page.screenshot(path=str(artifacts / "subsidy-admin-rules.png"), full_page=True)
+    page.goto(f"{server}/admin/subsidy/rules/new")
+    page.screenshot(path=str(artifacts / "subsidy-admin-rule-form.png"), full_page=True)
+    assert errors == []
+    ctx.close()
