@@ -109,7 +109,8 @@ def sync(operator_id: str | None, full: bool, as_json: bool) -> None:
         engine.dispose()
     if operator_id and not results:
         _fail(f"no operator {operator_id!r} is registered (zhcharge feed add-operator)", 2)
-    failed = [r for r in results if not r.ok]
+    failed = [r for r in results if not r.ok and not r.skipped]
+    skipped = [r for r in results if r.skipped]
     if as_json:
         _echo_json([r.as_dict() for r in results])
     else:
@@ -118,7 +119,9 @@ def sync(operator_id: str | None, full: bool, as_json: bool) -> None:
         else:
             total = {k: sum(getattr(r, k) for r in results)
                      for k in ("received", "inserted", "updated", "unchanged", "rejected", "withdrawn", "statuses")}
-            click.echo(f"{len(results)} operators: {len(results) - len(failed)} ok, {len(failed)} failed; "
+            ok = len(results) - len(failed) - len(skipped)
+            click.echo(f"{len(results)} operators: {ok} ok, {len(failed)} failed"
+                       + (f", {len(skipped)} skipped" if skipped else "") + "; "
                        f"{total['received']} stations received (inserted {total['inserted']}, updated "
                        f"{total['updated']}, unchanged {total['unchanged']}, rejected {total['rejected']}, "
                        f"withdrawn {total['withdrawn']}), {total['statuses']} statuses")

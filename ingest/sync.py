@@ -639,6 +639,9 @@ ON CONFLICT (operator_id, connector_id) DO UPDATE SET
     source = EXCLUDED.source,
     status_since = CASE WHEN cs.status IS DISTINCT FROM EXCLUDED.status THEN now() ELSE cs.status_since END,
     updated_at = now()
+WHERE (cs.status, cs.park_status, cs.lock_status, cs.source) IS DISTINCT FROM
+      (EXCLUDED.status, EXCLUDED.park_status, EXCLUDED.lock_status, EXCLUDED.source)
+   OR cs.updated_at < now() - interval '5 minutes'
 """
 
 
@@ -665,7 +668,9 @@ def _status_rows(infos: Iterable[dict]) -> tuple[dict[str, tuple], int]:
 def store_statuses(conn: Connection, operator_id: str, infos: Iterable[dict], *, source: str = "pull") -> tuple[int, list[int]]:
     """Upsert connector statuses; returns (statuses stored, pks of stations whose statuses changed).
 
-    ``status_since`` moves only when the status value changes; ``updated_at`` is the report time.
+    ``status_since`` moves only when the status value changes; ``updated_at`` is the report time,
+    refreshed at most every 5 minutes while nothing changes (a status pull every minute would
+    otherwise rewrite every row of the table each time).
     """
     rows, _bad = _status_rows(infos)
     if not rows:

@@ -267,3 +267,21 @@ def test_one_pull_per_operator_at_a_time(engine, sim, registered, fsettings) -> 
         t.join()
     assert sorted(bool(r.skipped) for r in out) == [False, True]
     assert "another process" in next(r.skipped for r in out if r.skipped)
+
+
+def test_query_station_stats(engine, sim, registered, fsettings) -> None:
+    from datetime import date
+
+    from ingest.sync import _client_for
+
+    op = sim.state.operators[sim.operator_ids[0]]
+    ep = _ep(engine, op.operator_id)
+    with _client_for(ep, fsettings, time.monotonic() + 30) as client:
+        stats = client.station_stats(op.stations[0].station_id, date(2024, 5, 1), date(2024, 5, 7))
+        status = client.station_status([s.station_id for s in op.stations[:50]])
+    assert stats["StationID"] == op.stations[0].station_id and stats["StationElectricity"] >= 0
+    assert len(stats["EquipmentStatsInfos"]) == len(op.stations[0].equipments)
+    assert len(status) == min(50, len(op.stations))
+    with pytest.raises(ValueError):
+        with _client_for(ep, fsettings, time.monotonic() + 30) as client:
+            client.station_status(["S%d" % i for i in range(51)])
