@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.errors import BadRequest, Conflict, NotFound
-from services.models.archives import FacilityArchive, StationArchive
+from services.models.archives import FacilityArchive
 from services.models.subsidy import (
     SubsidyAccountingRun,
     SubsidyApplication,
@@ -59,10 +59,14 @@ from services.subsidy.states import EDITABLE, IN_PROCESS, NEEDS_ACTION, role_of
 from services.workflow import apply
 
 __all__ = [
-    "ApplicationForm",
     "Actor",
+    "ApplicationForm",
+    "ApplicationQuery",
     "CHINA_TZ",
+    "Estimate",
     "FacilityOption",
+    "Ineligible",
+    "RULE_LABELS",
     "RuleForm",
     "StationOption",
     "account_rule",
@@ -73,10 +77,12 @@ __all__ = [
     "create_rule",
     "delete_application",
     "estimate",
+    "facility_options",
     "get_application",
     "get_rule",
+    "line_summary",
     "list_applications",
-    "facility_options",
+    "list_rules",
     "mark_paid",
     "operator_check",
     "operator_power_kw",
@@ -87,6 +93,7 @@ __all__ = [
     "rule_tree",
     "save_application",
     "station_options",
+    "statistics",
     "submit_application",
     "update_rule",
 ]

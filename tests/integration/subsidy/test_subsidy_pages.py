@@ -312,3 +312,31 @@ def test_demo_rules_are_idempotent(engine: Engine) -> None:
         open_rule, closed = s.get(SubsidyRule, first["open"]), s.get(SubsidyRule, first["closed"])
         assert open_rule.apply_start <= today <= open_rule.apply_end and open_rule.published_at is not None
         assert closed.apply_end < today and closed.published_at is not None
+
+
+def test_every_page_renders_in_both_languages(client, factory: Factory, engine: Engine) -> None:  # noqa: ANN001
+    op = factory.operator()
+    st = factory.station(op)
+    rule = factory.rule(basis="per_kw", cap_station=D("500"))
+    token = as_operator(client, op)
+    post(client, "/backoffice/subsidy/applications", token, apply_form(rule, st, [factory.facility(op, st)]))
+    app_id = new_app_id(engine, op)
+    pages = ["/backoffice/subsidy/rules", f"/backoffice/subsidy/rules/{rule}", "/backoffice/subsidy/applications",
+             f"/backoffice/subsidy/applications?rule={rule}&state=submitted&q=ST",
+             f"/backoffice/subsidy/applications/new?rule={rule}", f"/backoffice/subsidy/applications/{app_id}",
+             "/backoffice/subsidy/accounting", f"/backoffice/subsidy/accounting?rule={rule}"]
+    for lang in ("zh", "en"):
+        for path in pages:
+            r = client.get(path + ("&" if "?" in path else "?") + f"lang={lang}", headers=HTML)
+            assert r.status_code == 200, (path, lang, r.text[:300])
+    en = client.get("/backoffice/subsidy/rules?lang=en", headers=HTML).text
+    assert "Start application" in en and "Subsidy period" in en
+    client.cookies.clear()
+    as_regulator(client, factory)
+    admin = ["/admin/subsidy/", "/admin/subsidy/rules/new", f"/admin/subsidy/rules/{rule}",
+             f"/admin/subsidy/rules/{rule}?state=submitted", "/admin/subsidy/applications",
+             f"/admin/subsidy/applications?state=approved&rule={rule}", f"/admin/subsidy/applications/{app_id}"]
+    for lang in ("zh", "en"):
+        for path in admin:
+            r = client.get(path + ("&" if "?" in path else "?") + f"lang={lang}", headers=HTML)
+            assert r.status_code == 200, (path, lang, r.text[:300])
