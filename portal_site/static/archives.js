@@ -13,6 +13,31 @@
     form.addEventListener('change', function () { refresh(form); });
     refresh(form);
   });
+  // "+ add another facility": clone the last row in place (the link reloads with one more row without JS)
+  var add = document.getElementById('add-row');
+  var rows = document.getElementById('rows');
+  if (add && rows) {
+    add.addEventListener('click', function (e) {
+      var last = rows.querySelector('fieldset.facility-row:last-of-type');
+      if (!last) return;
+      e.preventDefault();
+      var i = rows.querySelectorAll('fieldset.facility-row').length;
+      var row = last.cloneNode(true);
+      row.setAttribute('data-row', String(i));
+      row.querySelector('legend').textContent = row.querySelector('legend').textContent.replace(/\d+\s*$/, String(i + 1));
+      row.querySelectorAll('[name], [id], label[for]').forEach(function (el) {
+        ['name', 'id', 'for'].forEach(function (a) {
+          var v = el.getAttribute(a);
+          if (v) el.setAttribute(a, v.replace(/^rows-\d+-/, 'rows-' + i + '-'));
+        });
+        if (el.matches('input, textarea')) el.value = '';
+        if (el.matches('select') && !/report_archive_pk$/.test(el.name)) el.selectedIndex = 0;
+      });
+      row.querySelectorAll('.has-error').forEach(function (el) { el.classList.remove('has-error'); });
+      row.querySelectorAll('small.error').forEach(function (el) { el.remove(); });
+      rows.appendChild(row);
+    });
+  }
   document.querySelectorAll('a[data-prompt]').forEach(function (a) {
     a.addEventListener('click', function (e) { if (!window.confirm(a.getAttribute('data-prompt'))) e.preventDefault(); });
   });
