@@ -300,7 +300,8 @@ def _xlsx(content: bytes, name: str) -> Response:
                                                     f"filename*=UTF-8''{name}"})
 
 
-@get(["/backoffice/stations/template.xlsx", "/backoffice/documents/station-template.xlsx"], guards=OP,
+@get(["/backoffice/stations/template.xlsx", "/backoffice/documents/station-template.xlsx"],
+     guards=[auth.require_operator_any],
      sync_to_thread=True, include_in_schema=False)
 def station_template(db: Database, settings: Settings) -> Response:
     with db.session() as s:
@@ -308,7 +309,8 @@ def station_template(db: Database, settings: Settings) -> Response:
     return _xlsx(excel.template("stations", districts), "station-archives-template.xlsx")
 
 
-@get(["/backoffice/facilities/template.xlsx", "/backoffice/documents/facility-template.xlsx"], guards=OP,
+@get(["/backoffice/facilities/template.xlsx", "/backoffice/documents/facility-template.xlsx"],
+     guards=[auth.require_operator_any],
      sync_to_thread=True, include_in_schema=False)
 def facility_template(db: Database, settings: Settings) -> Response:
     with db.session() as s:

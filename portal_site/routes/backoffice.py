@@ -62,6 +62,12 @@ def _overview_counts(s: Any, operator_id: str, operator_pk: int) -> dict[str, An
         "facility_archives": _count(s, "SELECT count(*) FROM facility_archives WHERE operator_pk = :pk "
                                        "AND state <> 'deleted'", pk, "facility_archives"),
         "facility_states": _facility_states(s, operator_pk),
+        # the interconnection process completed (facility archives 互联互通) and their stations
+        "facilities_interconnected": _count(s, "SELECT count(*) FROM facility_archives WHERE operator_pk = :pk "
+                                               "AND state = 'interconnected'", pk, "facility_archives"),
+        "stations_of_interconnected_facilities": _count(
+            s, "SELECT count(DISTINCT station_archive_pk) FROM facility_archives WHERE operator_pk = :pk "
+               "AND state = 'interconnected'", pk, "facility_archives"),
         "stations_reported": _count(s, "SELECT count(*) FROM stations WHERE operator_id = :o AND feed_state = 'active'",
                                     p, "stations"),
         "stations_interconnected": _count(s, "SELECT count(*) FROM stations WHERE operator_id = :o AND interconnected",

@@ -38,6 +38,16 @@ def test_demo_archives_in_several_states_idempotent(engine, app, settings) -> No
             r = o.get(path)
             assert r.status_code == 200, path
         assert "互联互通" in o.get("/backoffice/facilities").text
+        # B1 overview: archive counts, interconnected facilities and their stations, template downloads
+        overview = o.get("/backoffice/").text
+        with engine.connect() as conn:
+            n_ic = conn.execute(text("SELECT count(*) FROM facility_archives WHERE operator_pk = :p "
+                                     "AND state = 'interconnected'"), {"p": o.pk}).scalar()
+        assert f'<span class="num">{n_ic}</span>已互联互通设施' in overview
+        for link in ("/backoffice/documents/station-template.xlsx", "/backoffice/documents/facility-template.xlsx",
+                     "/backoffice/documents/protocol-tcec102.md", "/backoffice/documents/joining-guide.md"):
+            assert link in overview
+            assert o.get(link).status_code == 200, link
         with engine.connect() as conn:
             report_file = conn.execute(text("SELECT f.id FROM report_files f JOIN report_archives r ON r.id = f.report_pk "
                                             "WHERE r.operator_pk = :p"), {"p": o.pk}).scalar()
