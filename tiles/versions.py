@@ -4,8 +4,8 @@ Decision: LISTEN/NOTIFY. The tiles migration puts a trigger on ``data_versions``
 ``'<layer>:<version>'`` on channel ``zh_data_version`` when a version changes (delivered at
 commit). A daemon thread holds one connection that LISTENs, and re-reads the whole table every
 ``resync_s`` seconds as a safety net. While that connection is down, :meth:`DataVersions.get`
-falls back to polling: it re-reads the table when the value is older than ``poll_s`` (1 s), so a
-version is never more than about a second stale.
+falls back to polling: a background re-read whenever the value is older than ``poll_s`` (1 s), so
+a version is about a second stale at most and the event loop never waits for the database.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class DataVersions:
         self._listeners: list[Callable[[str, int], None]] = []
         self.changed_at = time.monotonic()
         self._wake_r, self._wake_w = socket.socketpair()
+        self._polling = False
+        self._poll_started = 0.0
 
     # --- public -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -66,12 +68,28 @@ class DataVersions:
         return self._listening
 
     def get(self, layer: str) -> int:
+        """The layer's version from memory. Never blocks: while LISTEN is down and the value is
+        older than ``poll_s``, a background re-read is started and the last known value returned."""
         if not self._listening and time.monotonic() - self._checked > self.poll_s:
+            self._poll_in_background()
+        return self._versions.get(layer, 1)
+
+    def _poll_in_background(self) -> None:
+        with self._lock:
+            if self._polling or time.monotonic() - self._poll_started < self.poll_s:
+                return
+            self._polling = True
+            self._poll_started = time.monotonic()
+
+        def run() -> None:
             try:
                 self.refresh()
             except psycopg2.Error:
                 log.warning("cannot read data versions; using the last known ones")
-        return self._versions.get(layer, 1)
+            finally:
+                self._polling = False
+
+        threading.Thread(target=run, name="tiles-data-versions-poll", daemon=True).start()
 
     def snapshot(self) -> dict[str, int]:
         return dict(self._versions)
