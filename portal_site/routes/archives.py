@@ -8,6 +8,7 @@ other operators' ids); regulators see all. Buttons come from the workflow tables
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -114,6 +115,11 @@ LABELS = {
 }
 
 
+def pretty(obj: Any) -> str:
+    """JSON for people: indented, Chinese kept as is (the debugging views)."""
+    return json.dumps(obj, ensure_ascii=False, indent=2, default=str)
+
+
 def _ctx(request: Request, s: Any, settings: Settings, **kw: Any) -> dict[str, Any]:
     """Context every archives page gets: workflows, vocabularies, districts, the actor."""
     kw.setdefault("flash", request.query_params.get("ok") and _msg(request, request.query_params["ok"]))
@@ -121,7 +127,7 @@ def _ctx(request: Request, s: Any, settings: Settings, **kw: Any) -> dict[str, A
             "ACTIONS": ACTION_LABELS, "L": LABELS, "actor": _actor(request),
             "districts": v.district_choices(s, settings.app.city_adcode),
             "STATION_FIELDS": v.STATION_FIELDS, "FACILITY_FIELDS": v.FACILITY_FIELDS,
-            "query": dict(request.query_params)}
+            "query": dict(request.query_params), "pretty": pretty}
     base.update(kw)
     return base
 
@@ -777,7 +783,7 @@ def interconnection_debug(request: Request, db: Database, settings: Settings, in
     if request.headers.get("hx-request"):
         with db.session() as s:
             view = ic.docking_view(s, settings, _actor(request).operator_pk)
-        return Template("archives/_debug_result.html", context={"r": result, "name": interface,
+        return Template("archives/_debug_result.html", context={"r": result, "name": interface, "pretty": pretty,
                                                                  "all_pass": view["all_pass"]})
     return _redirect("/backoffice/interconnection", step=2)
 

@@ -250,3 +250,31 @@ def test_failing_check_reports_a_moved_station_and_a_missing_pile(sim, platform,
         assert "修正后重新提交" in page
     finally:
         o.close()
+
+
+def test_background_check_records_an_unreachable_system(engine, database, settings, app) -> None:  # noqa: ANN001
+    """The step-3 job in its own thread: a system that cannot be reached fails with a report saying so."""
+    o = Operator(engine, app)
+    try:
+        from tests.integration.archives.conftest import make_station
+
+        pk = make_station(database, o, "BG-1", "approved")
+        with engine.begin() as conn:
+            conn.execute(text("""
+                INSERT INTO feed_endpoints (operator_id, base_url, platform_operator_id, operator_secret, data_secret,
+                    data_iv, sig_secret, inbound_operator_secret, inbound_data_secret, inbound_data_iv, inbound_sig_secret)
+                VALUES (:o, 'http://127.0.0.1:9', 'MA5ZHCITY', 'x', '1234567890abcdef', '1234567890abcdef', 'k', 'a', 'b',
+                        'c', 'd')"""), {"o": o.operator_id})
+            conn.execute(text("UPDATE station_archives SET associated_for_interconnection = true WHERE id = :i"), {"i": pk})
+            conn.execute(text("INSERT INTO interconnection_applications (operator_pk, state, step) VALUES (:p, 'checking', 3)"),
+                         {"p": o.pk})
+        ic.start_check(database, settings, o.pk, sync_after=False).join(60)
+        with engine.connect() as conn:
+            state, report = conn.execute(text("SELECT state, check_report FROM interconnection_applications "
+                                              "WHERE operator_pk = :p"), {"p": o.pk}).one()
+        assert state == "failed"
+        assert report["differences"][0]["kind"] == "pull_failed"
+        page = o.get("/backoffice/interconnection?step=3").text
+        assert "无法拉取运营商系统的全部数据" in page
+    finally:
+        o.close()
