@@ -754,6 +754,14 @@ def _circuit_allows(ep: EndpointInfo, settings: Settings) -> str | None:
     return None
 
 
+def _half_open(engine: Engine, ep: EndpointInfo) -> None:
+    """An open circuit whose pause is over lets one trial pull through (state ``half_open``)."""
+    if ep.circuit_state == "open":
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE feed_endpoints SET circuit_state = 'half_open', updated_at = now() "
+                              "WHERE operator_id = :op AND circuit_state = 'open'"), {"op": ep.operator_id})
+
+
 _CIRCUIT_OK = text("""
 UPDATE feed_endpoints SET circuit_state = 'closed', circuit_failures = 0, circuit_opened_at = NULL,
        last_error = NULL, updated_at = now()
@@ -853,6 +861,7 @@ def sync_operator(engine: Engine, settings: Settings, ep: EndpointInfo, *, full:
             lock.release()
             result.skipped = "pulled recently by another process"
             return result
+        _half_open(engine, ep)
     except SQLAlchemyError:
         result.error = "the database is unreachable"
         lock.release()
@@ -991,6 +1000,7 @@ def pull_statuses(engine: Engine, settings: Settings, ep: EndpointInfo, *, respe
             lock.release()
             result.skipped = "pulled recently by another process"
             return result
+        _half_open(engine, ep)
     except SQLAlchemyError:
         lock.release()
         result.error = "the database is unreachable"

@@ -203,6 +203,13 @@ def test_bad_signatures_fail_cleanly_and_open_the_circuit(engine, sim, registere
     assert ep.circuit_state == "open" and ep.circuit_failures == fsettings.feed.circuit_failures
     skipped = sync_operator(engine, fsettings, ep, respect_circuit=True)  # the scheduler's way
     assert skipped.skipped and "circuit open" in skipped.skipped
+    with engine.begin() as conn:  # the pause is over: one trial pull, which fails: open again
+        conn.execute(text("UPDATE feed_endpoints SET circuit_opened_at = now() - interval '1 hour' "
+                          "WHERE operator_id = :op"), {"op": op_id})
+    trial = sync_operator(engine, fsettings, _ep(engine, op_id), respect_circuit=True)
+    assert not trial.skipped and not trial.ok
+    ep = _ep(engine, op_id)
+    assert ep.circuit_state == "open" and ep.circuit_opened_at > now_china() - timedelta(minutes=1)
     sim.faults(reset=True)
     r = sync_operator(engine, fsettings, ep, full=True)  # a manual pull still tries, and closes it
     assert r.ok
