@@ -563,9 +563,12 @@ def admin_application(request: Request, db: Database, app_id: int) -> Template:
         events = events_for(s, WF, [app.id])
         operator = s.execute(text("SELECT name, operator_id FROM operators WHERE id = :pk"),
                              {"pk": app.operator_pk}).first()
+        # what the reviewer should know: does each claimed facility still meet the rule today?
+        checks = {o.id: o.failures for o in svc.facility_options(s, rule, app.operator_pk, app.station_archive_pk,
+                                                                  application_id=app.id)}
     return Template("subsidy/application_detail.html", context=_ctx(
         app=app, rule=rule, lines=lines, events=events, actions=WF.allowed(app.state, role_of(user.role)),
-        editable=False, admin=True, operator=operator, lang=_lang(request),
+        editable=False, admin=True, operator=operator, checks=checks, lang=_lang(request),
         flash=request.query_params.get("done") and "已处理 / done"))
 
 

@@ -134,6 +134,8 @@ def test_apply_with_live_estimate_review_account_and_export(client, factory: Fac
 
     client.cookies.clear()
     rtoken = as_regulator(client, factory)
+    review_page = client.get(f"/admin/subsidy/applications/{app_id}", headers=HTML).text
+    assert review_page.count("仍满足条件") == 2 and "审核通过" in review_page
     assert post(client, f"/admin/subsidy/applications/{app_id}/return", rtoken, {"reason": ""}).status_code == 400
     assert post(client, f"/admin/subsidy/applications/{app_id}/approve", rtoken).status_code in (302, 303)
     assert post(client, f"/admin/subsidy/applications/{app_id}/approve", rtoken).status_code == 409
