@@ -142,6 +142,8 @@ class SyncResult:
     error: str | None = None
     notes: list[str] = field(default_factory=list)
     run_id: int | None = None
+    unkeyed: int = 0
+    """StationInfos without a StationID: nothing to key them by, so reported, not stored."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -808,8 +810,10 @@ def _fetch_listing(client: FeedClient, page_size: int, last_query_time: str, res
         elif size != item_size:
             stable = False
         for st in stations:
-            if isinstance(st, dict) and isinstance(st.get("StationID"), str):
+            if isinstance(st, dict) and isinstance(st.get("StationID"), str) and st["StationID"].strip():
                 seen.append(st["StationID"])
+            else:
+                result.unkeyed += 1
         chunk.extend(stations)
         if len(chunk) >= chunk_size:
             on_chunk(chunk)
@@ -909,6 +913,8 @@ def sync_operator(engine: Engine, settings: Settings, ep: EndpointInfo, *, full:
             except FeedError as exc:
                 feed_failed = True
                 raise
+        if result.unkeyed:
+            result.notes.append(f"{result.unkeyed} StationInfos without a StationID could not be stored")
         result.inserted, result.updated = totals.inserted, totals.updated
         result.unchanged, result.rejected = totals.unchanged, totals.rejected
 
@@ -1077,4 +1083,7 @@ def sync_all(engine: Engine, settings: Settings, *, operator_id: str | None = No
             results.append(r)
             if on_result:
                 on_result(r)
+    from ingest.receiver import prune
+
+    prune(engine, settings)  # replay entries and expired tokens, also when no scheduler runs
     return results
