@@ -27,6 +27,7 @@ branch_labels = ("subsidy",)
 # 0500 itself depends on 0100 (workflow_events), 0200 and 0400 (users), so this covers all three.
 # Listing ("0100", "0400", "0500") here makes Alembic 1.20 fail the upgrade with KeyError '0001'
 # (a dependency that is also an ancestor of another dependency, on sibling branches of 0001).
+# The same error hits `upgrade 0500` (or 0600) as a target; upgrade to `heads`.
 depends_on = ("0500",)
 
 MONEY = sa.Numeric(14, 2)
