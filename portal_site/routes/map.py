@@ -28,6 +28,8 @@ from services.stations.vocab import AVAILABILITY, FACILITY_TYPES, PAYMENTS
 
 __all__ = ["ROUTES"]
 
+_STREAM_LIFETIME_S = 30.0
+
 # Strings the page's script needs, in both languages (templates use t(); scripts get this table).
 JS_TEXT: dict[str, tuple[str, str]] = {
     "loading": ("正在加载…", "Loading…"),
@@ -117,20 +119,23 @@ def station_json(request: Request, db: Database, name: str) -> Response[dict]:
 async def map_events(request: Request) -> ServerSentEvent:
     """Data versions as Server-Sent Events: one ``version`` event now and on every change (at most
     one per ``sse_min_interval_s``, so a burst of status pushes is one tile refresh), and a comment
-    every 15 s to keep proxies from closing the stream. The page re-requests tiles with ``v=``."""
+    every 15 s to keep proxies from closing the stream. The page re-requests tiles with ``v=``.
+
+    A stream ends after ``_STREAM_LIFETIME_S`` and the browser reconnects by itself (``retry``):
+    uvicorn's graceful shutdown waits for open responses, so an endless stream would hold it up."""
     svc = tile_service(request.app)
     min_interval = request.app.state.settings.tiles.sse_min_interval_s
 
     async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
         last: dict[str, int] | None = None
         last_sent = 0.0
-        last_beat = time.monotonic()
-        while True:
+        last_beat = started = time.monotonic()
+        while time.monotonic() - started < _STREAM_LIFETIME_S:
             now = time.monotonic()
             current = {"stations": svc.versions.get("stations"), "districts": svc.versions.get("districts")}
             if current != last and now - last_sent >= min_interval:
                 last, last_sent, last_beat = current, now, now
-                yield ServerSentEventMessage(event="version", data=json.dumps(current), retry=3000)
+                yield ServerSentEventMessage(event="version", data=json.dumps(current), retry=1000)
             elif now - last_beat >= 15:
                 last_beat = now
                 yield ServerSentEventMessage(comment="keep-alive")

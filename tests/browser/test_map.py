@@ -148,3 +148,33 @@ def test_map_on_a_phone_in_english(server, browser, artifacts) -> None:  # noqa:
     assert "Free now" in page.locator("#map-legend").inner_text()
     page.screenshot(path=str(artifacts / "map-phone.png"))
     ctx.close()
+
+
+def test_events_stream_sends_the_data_version(server, engine) -> None:  # noqa: ANN001
+    import http.client
+    import json
+    from urllib.parse import urlparse
+
+    from services.stations.summary import bump_version
+
+    u = urlparse(server)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+    conn.request("GET", "/map/events", headers={"Accept": "text/event-stream"})
+    r = conn.getresponse()
+    assert r.status == 200 and r.getheader("content-type").startswith("text/event-stream")
+
+    def next_version() -> dict:
+        data = None
+        while True:
+            line = r.fp.readline().decode().strip()
+            if line.startswith("data:"):
+                data = json.loads(line[5:])
+            elif line == "" and data is not None:
+                return data
+
+    first = next_version()
+    with engine.begin() as c:
+        v = bump_version(c, "stations")
+    assert first["stations"] < v
+    assert next_version()["stations"] == v
+    conn.close()
