@@ -185,3 +185,61 @@ def test_archives_pages_render(server, browser, engine, operator, artifacts) -> 
         page.screenshot(path=str(artifacts / f"archives-{name}.png"), full_page=True)
     assert not errors, errors
     ctx.close()
+
+
+def test_interconnection_three_steps_in_the_browser(server, browser, engine, database, settings, app, artifacts) -> None:  # noqa: ANN001
+    """B5 against the simulator: docking data, live debugging through htmx, a push, the background check."""
+    import httpx
+
+    from ingest.simulator.config import SimConfig
+    from ingest.simulator.server import build_app
+    from tests.integration.archives.conftest import Operator
+    from tests.integration.archives.test_interconnection import ServerThread, _archive, _summary, _truth
+
+    with ServerThread(build_app(SimConfig(seed=13, stations=30, operators=1, token_ttl=600,
+                                          push_backoff_seconds=0.05))) as sim:
+        summary = _summary(sim, 0)
+        o = Operator(engine, app, operator_id=summary["operator_id"], name=summary["name"])
+        try:
+            pks = _archive(database, o, _truth(sim, o.operator_id, 2), settings)
+            ctx = browser.new_context(viewport={"width": 1360, "height": 1000}, locale="zh-CN")
+            page = ctx.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            _login(page, server, o.info["account_name"])
+            page.goto(server + "/backoffice/interconnection?step=1")
+            for name in ("base_url", "platform_operator_id", "operator_secret", "data_secret", "data_iv", "sig_secret"):
+                page.fill(f"#dk-{name}", summary[name])
+            page.click("#docking-form button")
+            page.wait_for_load_state("networkidle")
+            assert page.locator(".secret-box").is_visible()
+            page.screenshot(path=str(artifacts / "interconnection-step1-saved.png"), full_page=True)
+            for pk in pks.values():
+                page.check(f'input[name=stations][value="{pk}"]')
+            page.click("text=保存关联")
+            page.wait_for_load_state("networkidle")
+            page.goto(server + "/backoffice/interconnection?step=2")
+            for name in ("query_token", "query_stations_info", "query_station_status", "query_station_stats"):
+                page.click(f"#debug-{name} button")
+                page.wait_for_selector(f'#debug-{name} .debug-box[data-ok="true"]', timeout=15000)
+            page.click("#debug-query_station_status details:nth-of-type(2) summary")
+            page.screenshot(path=str(artifacts / "interconnection-step2-debug.png"), full_page=True)
+            with engine.connect() as conn:
+                inbound = conn.execute(text("SELECT inbound_operator_secret, inbound_data_secret, inbound_data_iv, "
+                                            "inbound_sig_secret FROM feed_endpoints WHERE operator_id = :o"),
+                                       {"o": o.operator_id}).one()
+            httpx.post(f"{sim.url}/_admin/push-targets", json={
+                "operator_id": o.operator_id, "base_url": server, "operator_secret": inbound[0], "data_secret": inbound[1],
+                "data_iv": inbound[2], "sig_secret": inbound[3]}).raise_for_status()
+            httpx.post(f"{sim.url}/_admin/tick", json={"changes": 2, "operator_id": o.operator_id, "wait": True},
+                       timeout=30).raise_for_status()
+            page.goto(server + "/backoffice/interconnection?step=2")
+            assert page.locator("#submit-check").is_enabled()
+            page.click("#submit-check")
+            page.wait_for_load_state("networkidle")
+            page.wait_for_selector("#check-report.pass", timeout=60000)  # the page refreshes itself (htmx)
+            page.screenshot(path=str(artifacts / "interconnection-step3-passed.png"), full_page=True)
+            assert not errors, errors
+            ctx.close()
+        finally:
+            o.close()
