@@ -278,3 +278,36 @@ def test_background_check_records_an_unreachable_system(engine, database, settin
         assert "无法拉取运营商系统的全部数据" in page
     finally:
         o.close()
+
+
+def test_docking_validation_and_regenerated_credentials(engine, app) -> None:  # noqa: ANN001
+    o = Operator(engine, app)
+    try:
+        form = {"base_url": "http://127.0.0.1:9/OP", "platform_operator_id": "MA5ZHCITY", "operator_secret": "s" * 16,
+                "data_secret": "short", "data_iv": "1234567890abcdef", "sig_secret": "k" * 16}
+        r = o.post("/backoffice/interconnection/docking", form)
+        assert r.status_code == 400 and "16" in r.text
+        r = o.post("/backoffice/interconnection/docking", {**form, "base_url": ""})
+        assert r.status_code == 400
+        r = o.post("/backoffice/interconnection/docking", {**form, "data_secret": "1234567890abcdef"})
+        assert r.status_code == 200 and "只显示这一次" in r.text
+
+        def inbound() -> tuple:
+            with engine.connect() as conn:
+                return tuple(conn.execute(text("SELECT inbound_operator_secret, inbound_data_secret, inbound_data_iv, "
+                                               "inbound_sig_secret FROM feed_endpoints WHERE operator_id = :o"),
+                                          {"o": o.operator_id}).one())
+
+        first = inbound()
+        # saving again (secrets left blank keep the stored ones) does not show or change our credentials
+        r = o.post("/backoffice/interconnection/docking", {**form, "data_secret": "", "operator_secret": "",
+                                                           "data_iv": "", "sig_secret": ""})
+        assert r.status_code == 200 and "只显示这一次" not in r.text and inbound() == first
+        r = o.post("/backoffice/interconnection/regenerate")
+        assert r.status_code == 200 and "只显示这一次" in r.text
+        second = inbound()
+        assert all(a != b for a, b in zip(first, second)) and all(len(x) == 16 for x in second)
+        assert second[3] in r.text
+        assert second[3] not in o.get("/backoffice/interconnection?step=1").text
+    finally:
+        o.close()
