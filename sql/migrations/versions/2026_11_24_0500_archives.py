@@ -25,7 +25,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0500"
-down_revision = "0001"
+down_revision = None  # depends_on implies 0001 (see 0700 for why not "0001")
 branch_labels = ("archives",)
 depends_on = ("0100", "0200", "0400")
 

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0600"
-down_revision = "0001"
+down_revision = None  # depends_on implies 0001 (see 0700 for why not "0001")
 branch_labels = ("subsidy",)
 # 0500 itself depends on 0100 (workflow_events), 0200 and 0400 (users), so this covers all three.
 # Listing ("0100", "0400", "0500") here makes Alembic 1.20 fail the upgrade with KeyError '0001'
