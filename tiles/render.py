@@ -118,7 +118,10 @@ def _to_pyformat(sql: str) -> str:
 def station_tile_sql(flt: StationFilter, *, clusters: bool, crs: str) -> str:
     """The full statement for a station tile (psycopg2 paramstyle)."""
     template = read_sql("queries/tile_clusters.sql" if clusters else "queries/tile_stations.sql")
-    env = "b.env" if clusters else "b.benv"
+    # The envelope is written inline (not taken from the CTE): with literal z/x/y it folds to a
+    # constant, so the planner estimates the rows from statistics (index vs bitmap vs seq scan).
+    env = ("ST_TileEnvelope(%(z)s, %(x)s, %(y)s)" if clusters
+           else "ST_TileEnvelope(%(z)s, %(x)s, %(y)s, margin => %(margin)s)")
     if crs == "gcj02":
         prefilter = (f"s.geom_3857 && ST_Expand({env}, {_GCJ_SEARCH_MARGIN_M}) "
                      f"AND {_GEOM['gcj02']} && {env}")
