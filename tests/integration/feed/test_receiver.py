@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text

@@ -87,8 +87,8 @@ def test_full_incremental_idempotent(engine, sim, registered, fsettings) -> None
     r0 = inc[ops[0]]
     assert r0.ok and r0.mode == "incremental"
     assert r0.received < truth["stations"]
-    assert r0.inserted + (1 if (added["OperatorID"], added["StationID"]) and r0.rejected else 0) >= 1
-    assert r0.updated >= 1 or changed["Changed"] == ""
+    # exactly the changed station and the new one, both written (or rejected, never dropped)
+    assert changed and r0.received == 2 and r0.inserted + r0.updated + r0.rejected == 2 and r0.unchanged == 0
     assert (ops[0], added["StationID"]) in _stored_ids(engine, ops)
     assert inc[ops[1]].received == 0
     with engine.connect() as conn:
