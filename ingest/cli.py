@@ -236,8 +236,15 @@ def demo_load(n_stations: int, n_operators: int, port: int, rate: float) -> None
     from ingest.demo import load_demo
     from services.settings import load_settings
 
-    ok = load_demo(load_settings(), stations=n_stations, operators=n_operators, port=port, rate=rate, echo=click.echo)
+    import httpx
+
+    try:
+        ok = load_demo(load_settings(), stations=n_stations, operators=n_operators, port=port, rate=rate,
+                       echo=click.echo)
+    except (RuntimeError, httpx.HTTPError) as exc:
+        _fail(f"the demo could not start: {exc}")
     if not ok:
+        click.echo("some operators failed to sync (see above); the scheduler will retry", err=True)
         sys.exit(1)
 
 

@@ -347,13 +347,14 @@ def _small(value: Any) -> int | None:
 
 
 def prune(engine: Engine, settings: Settings) -> tuple[int, int]:
-    """Forget replay entries older than the TimeStamp window and expired tokens."""
+    """Forget replay entries older than the TimeStamp window, expired tokens and runs older than 90 days."""
     keep_s = settings.feed.timestamp_window_s * 2 + 60
     try:
         with engine.begin() as conn:
             seen = conn.execute(text("DELETE FROM feed_push_seen WHERE ts < now() - make_interval(secs => :s)"),
                                 {"s": keep_s}).rowcount
             tokens = conn.execute(text("DELETE FROM feed_tokens WHERE expires_at < now() - interval '1 day'")).rowcount
+            conn.execute(text("DELETE FROM sync_runs WHERE started_at < now() - interval '90 days'"))
         return seen, tokens
     except SQLAlchemyError:
         return 0, 0
