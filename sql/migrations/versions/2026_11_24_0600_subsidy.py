@@ -1,8 +1,7 @@
 """subsidy: rules, applications, their facilities and accounting runs
 
 Revision ID: 0600
-Revises: 0001
-Depends on: 0500 (station and facility archives; through it 0100 workflow_events and 0400 users)
+Revises: (none; depends on 0100 workflow_events, 0400 users, 0500 station and facility archives)
 Create Date: 2026-11-24 18:30:00
 
 Decisions recorded here:
@@ -22,13 +21,12 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0600"
-down_revision = None  # depends_on implies 0001 (see 0700 for why not "0001")
+# None, not "0001": with "0001" plus dependencies on its children, Alembic 1.20 may try to delete
+# the 0001 row of alembic_version (KeyError: '0001'), depending on set ordering; see 0700's note.
+# The dependencies imply 0001.
+down_revision = None
 branch_labels = ("subsidy",)
-# 0500 itself depends on 0100 (workflow_events), 0200 and 0400 (users), so this covers all three.
-# Listing ("0100", "0400", "0500") here makes Alembic 1.20 fail the upgrade with KeyError '0001'
-# (a dependency that is also an ancestor of another dependency, on sibling branches of 0001).
-# The same error hits `upgrade 0500` (or 0600) as a target; upgrade to `heads`.
-depends_on = ("0500",)
+depends_on = ("0100", "0400", "0500")
 
 MONEY = sa.Numeric(14, 2)
 RATE = sa.Numeric(12, 4)
