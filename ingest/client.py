@@ -176,7 +176,8 @@ class FeedClient:
             if resp.status_code >= 500:
                 return resp.status_code, None
             if resp.status_code != 200:
-                raise FeedError(f"{interface}: HTTP {resp.status_code} without a valid envelope",
+                hint = " (check the operator's base URL and version)" if resp.status_code in (404, 405) else ""
+                raise FeedError(f"{interface}: HTTP {resp.status_code} without a valid envelope{hint}",
                                 retryable=resp.status_code in (408, 429)) from None
             raise FeedError(f"{interface}: bad response from the operator: {exc.msg}",
                             retryable=exc.ret != Ret.SIGNATURE) from None
