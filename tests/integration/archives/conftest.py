@@ -3,7 +3,6 @@ build archives in any state through the services (so tests start where they need
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -177,5 +176,5 @@ def ids_in(html: str, attr: str = "data-id") -> list[str]:
     return re.findall(rf'{attr}="([^"]+)"', html)
 
 
-__all__ = ["HTML", "PDF", "PNG", "Operator", "REG_ACTOR", "Regulator", "facility_row", "ids_in", "io", "make_facility",
+__all__ = ["HTML", "PDF", "PNG", "Operator", "REG_ACTOR", "Regulator", "facility_row", "ids_in", "make_facility",
            "make_report", "make_station", "set_interconnected", "station_form"]

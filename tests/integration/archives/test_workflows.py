@@ -10,7 +10,7 @@ from sqlalchemy import text
 from services.archives import facilities as fac
 from services.archives import interconnection as ic
 from services.archives import stations as sta
-from services.archives.common import SYSTEM_ACTOR, Actor
+from services.archives.common import SYSTEM_ACTOR
 from services.archives.workflows import FACILITY, INTERCONNECTION, STATION
 from services.errors import Conflict
 from services.workflow import Workflow
@@ -189,5 +189,3 @@ def test_withdraw_steps_back_one_state(database, engine, op, settings) -> None: 
         assert s.get(fac.FacilityArchive, a).state == "pending"
         assert s.get(fac.FacilityArchive, b).state == "approved"
 
-
-_ = Actor
