@@ -498,7 +498,8 @@ def report_delete(request: Request, db: Database, settings: Settings, pk: int, d
     with db.session() as s:
         r = rep.get(s, _actor(request), pk)
         no = r.report_no
-        rep.delete(s, _actor(request), pk, settings.app.upload_dir)
+        stale = rep.delete(s, _actor(request), pk, settings.app.upload_dir)
+    rep.remove_files(stale)
     return _redirect("/backoffice/reports", ok=f"{no}：已删除 / deleted")
 
 

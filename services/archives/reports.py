@@ -25,7 +25,7 @@ from services.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from services.models.archives import FacilityArchive, ReportArchive, ReportFile
 
 __all__ = ["MAX_FILE_BYTES", "REPORT_FIELDS", "StoredFile", "create", "delete", "file_path", "get", "get_file",
-           "list_page", "replace_file", "sniff", "update"]
+           "list_page", "remove_files", "replace_file", "sniff", "update"]
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 _SIGNATURES = ((b"%PDF-", "application/pdf", ".pdf"), (b"\xff\xd8\xff", "image/jpeg", ".jpg"),
@@ -201,7 +201,9 @@ def usage(session: Session, pk: int) -> list[str]:
                                 .order_by(FacilityArchive.equipment_id).limit(6)).scalars())
 
 
-def delete(session: Session, actor: Actor, pk: int, upload_dir: Path) -> None:
+def delete(session: Session, actor: Actor, pk: int, upload_dir: Path) -> list[Path]:
+    """Delete the report and its file rows; returns the stored files for the caller to remove
+    once the transaction has committed (a rollback then never loses a file)."""
     r = get(session, actor, pk)
     if not actor.is_operator:
         raise BadRequest("only the owner deletes a report archive")
@@ -212,11 +214,12 @@ def delete(session: Session, actor: Actor, pk: int, upload_dir: Path) -> None:
     paths = [file_path(upload_dir, f) for f in files_of(session, pk)]
     session.delete(r)
     session.flush()
+    return paths
+
+
+def remove_files(paths: list[Path]) -> None:
     for p in paths:
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
+        p.unlink(missing_ok=True)
 
 
 def counts(session: Session, operator_pk: int) -> int:
