@@ -43,7 +43,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     for name in ("ins", "upd", "del", "trunc"):
         op.execute(f"DROP TRIGGER IF EXISTS trg_stations_tile_cells_{name} ON stations")
-    op.execute("DROP FUNCTION IF EXISTS zh_tile_cells_apply()")
+    for fn in ("zh_tile_cells_ins", "zh_tile_cells_upd", "zh_tile_cells_del", "zh_tile_cells_apply"):
+        op.execute(f"DROP FUNCTION IF EXISTS {fn}()")
     op.execute("DROP FUNCTION IF EXISTS zh_tile_cells_truncate()")
     op.execute("DROP FUNCTION IF EXISTS zh_tile_cells_rebuild()")
     op.execute("DROP FUNCTION IF EXISTS zh_tile_cells_merge_sql(text)")
