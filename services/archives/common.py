@@ -51,9 +51,12 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def scoped_get(session: Session, model: type, pk: int, actor: Actor, *, what: str = "record") -> Any:
-    """The row ``pk`` if ``actor`` may see it: operators only their own (else 404, never 403)."""
-    row = session.get(model, pk)
+def scoped_get(session: Session, model: type, pk: int, actor: Actor, *, what: str = "record",
+               lock: bool = False) -> Any:
+    """The row ``pk`` if ``actor`` may see it: operators only their own (else 404, never 403).
+
+    ``lock`` takes the row lock first, so two reviewers deciding at once cannot both move it."""
+    row = session.get(model, pk, with_for_update=lock or None)
     if row is None or (actor.is_operator and row.operator_pk != actor.operator_pk):
         raise NotFound(f"没有这个{what} / no such {what}")
     if not (actor.is_operator or actor.is_regulator or actor.role == "system"):

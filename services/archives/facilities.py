@@ -96,8 +96,8 @@ def stats(session: Session, actor: Actor, f: FacilityFilter | None = None) -> di
             "power_kw": float(power or 0)}
 
 
-def get(session: Session, actor: Actor, pk: int) -> FacilityArchive:
-    return scoped_get(session, FacilityArchive, pk, actor, what="设施档案 / facility archive")
+def get(session: Session, actor: Actor, pk: int, *, lock: bool = False) -> FacilityArchive:
+    return scoped_get(session, FacilityArchive, pk, actor, what="设施档案 / facility archive", lock=lock)
 
 
 def operator_interconnected(session: Session, operator_pk: int) -> bool:
@@ -240,7 +240,7 @@ def _precheck(session: Session, action: str) -> Any:
 
 
 def transition(session: Session, actor: Actor, pk: int, action: str, reason: str | None = None) -> FacilityArchive:
-    fa = get(session, actor, pk)
+    fa = get(session, actor, pk, lock=True)
     FACILITY.next_state(fa.state, action, actor.role)
     if actor.is_operator:
         problem = _precheck(session, action)(fa)
@@ -253,7 +253,7 @@ def transition(session: Session, actor: Actor, pk: int, action: str, reason: str
 
 
 def transition_many(session: Session, actor: Actor, pks: list[int], action: str, reason: str | None = None) -> int:
-    rows = [get(session, actor, pk) for pk in dict.fromkeys(pks)]
+    rows = [get(session, actor, pk, lock=True) for pk in sorted(dict.fromkeys(pks))]
     batch_move(session, FACILITY, rows, action, actor, name_of=lambda f: f.equipment_id, reason=reason,
                describe=describe, link="/backoffice/facilities",
                precheck=_precheck(session, action) if actor.is_operator else None)

@@ -82,8 +82,8 @@ def stats(session: Session, actor: Actor, f: StationFilter | None = None) -> dic
     return {"total": sum(by_state.values()), "by_state": by_state}
 
 
-def get(session: Session, actor: Actor, pk: int) -> StationArchive:
-    return scoped_get(session, StationArchive, pk, actor, what="站点档案 / station archive")
+def get(session: Session, actor: Actor, pk: int, *, lock: bool = False) -> StationArchive:
+    return scoped_get(session, StationArchive, pk, actor, what="站点档案 / station archive", lock=lock)
 
 
 def _raw_of(st: StationArchive) -> dict[str, Any]:
@@ -156,7 +156,7 @@ def apply_clean(session: Session, st: StationArchive, clean: dict[str, Any]) -> 
 
 
 def transition(session: Session, actor: Actor, pk: int, action: str, reason: str | None = None) -> StationArchive:
-    st = get(session, actor, pk)
+    st = get(session, actor, pk, lock=True)
     if action == "submit":
         STATION.next_state(st.state, action, actor.role)
         errors = submit_errors(session, st)
@@ -167,7 +167,7 @@ def transition(session: Session, actor: Actor, pk: int, action: str, reason: str
 
 
 def transition_many(session: Session, actor: Actor, pks: list[int], action: str, reason: str | None = None) -> int:
-    rows = [get(session, actor, pk) for pk in dict.fromkeys(pks)]
+    rows = [get(session, actor, pk, lock=True) for pk in sorted(dict.fromkeys(pks))]
 
     def precheck(st: StationArchive) -> str | None:
         if action == "submit" and submit_errors(session, st):
