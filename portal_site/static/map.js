@@ -191,8 +191,8 @@
     if (!el) return;
     var r = el.getBoundingClientRect();
     var m = map.getContainer().getBoundingClientRect();
-    var pad = 10, dx = 0, dy = 0;
-    if (r.bottom > m.bottom - pad) dy = r.bottom - (m.bottom - pad);
+    var pad = 10, padBottom = 34, dx = 0, dy = 0;  // bottom: keep clear of the attribution
+    if (r.bottom > m.bottom - padBottom) dy = r.bottom - (m.bottom - padBottom);
     if (r.top - dy < m.top + pad) dy = r.top - (m.top + pad);
     if (r.right > m.right - pad) dx = r.right - (m.right - pad);
     if (r.left - dx < m.left + pad) dx = r.left - (m.left + pad);
