@@ -145,8 +145,8 @@ def _search_params(
     radius: Annotated[str | None, Parameter(description="metres around lat/lng (geodesic)")] = None,
     route: Annotated[str | None, Parameter(description="encoded polyline (precision 5) or WKT LINESTRING")] = None,
     corridor: Annotated[str | None, Parameter(description="metres either side of the route (default 1000)")] = None,
-    sort: Annotated[str | None, Parameter(description="relevance|distance|route|name|max_power|free; default: "
-                                                      "route, distance, relevance or name by what is given")] = None,
+    sort: Annotated[str | None, Parameter(description="id|relevance|distance|route|name|max_power|free; default: "
+                                                      "route, distance, relevance or id by what is given")] = None,
     updated_since: Annotated[str | None, Parameter(description="ISO 8601: only stations changed since then")] = None,
     crs: Annotated[str | None, Parameter(description="wgs84 (default) or gcj02, for output coordinates")] = None,
     api_key: Annotated[str | None, Parameter(description="API key (or the X-API-Key header)")] = None,
@@ -158,6 +158,8 @@ def _paging_params(
     limit: Annotated[str | None, Parameter(description="page size, 1 to max_limit (see /api/v1/reference)")] = None,
     cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
     facets: Annotated[str | None, Parameter(description="true (default) or false")] = None,
+    total: Annotated[str | None, Parameter(description="with facets=false: total=false skips counting the "
+                                                       "matches (total is null); nearest-N is then pure KNN")] = None,
 ) -> None:
     return None
 

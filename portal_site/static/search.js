@@ -215,6 +215,7 @@
     history.replaceState(null, '', url.pathname + (keep.toString() ? '?' + keep.toString() : '') + url.hash);
     p.set('limit', String(PAGE));
     p.set('crs', CRS);
+    if (!state.q.trim()) p.set('sort', 'name');
     setStatus(t('loading'), 'busy');
     panel.setAttribute('aria-busy', 'true');
     return fetchSearch(p).then(function (body) {

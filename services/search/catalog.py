@@ -94,7 +94,7 @@ def reference(conn: Connection, settings: SearchSettings) -> dict[str, Any]:
         "WHERE level = 'district' ORDER BY adcode")).mappings()]
     enumerations["operator"] = [dict(r) for r in conn.execute(text(
         "SELECT o.operator_id AS value, coalesce(o.short_name, o.name) AS label, o.name AS label_en "
-        "FROM operators o WHERE EXISTS (SELECT 1 FROM station_search s WHERE s.operator_id = o.operator_id) "
+        "FROM operators o WHERE EXISTS (SELECT 1 FROM station_search s WHERE s.op = o.id) "
         "ORDER BY o.operator_id")).mappings()]
     b = settings.scale_bands
     parameters = {

@@ -21,6 +21,7 @@ from services.stations.filters import FILTER_PARAMS, StationFilter, _single
 __all__ = ["PAGING_PARAMS", "SORTS", "SearchQuery", "parse_search"]
 
 SORTS: dict[str, tuple[str, str]] = {
+    "id": ("编号（默认）", "id (the default without q, lat/lng or route; cheapest to page through)"),
     "relevance": ("相关度", "relevance (with q)"),
     "distance": ("距离", "distance (with lat/lng)"),
     "route": ("沿路线顺序", "position along the route (with route)"),
@@ -28,7 +29,7 @@ SORTS: dict[str, tuple[str, str]] = {
     "max_power": ("最大功率", "maximum power, highest first"),
     "free": ("空闲枪数", "free connectors, most first"),
 }
-PAGING_PARAMS: tuple[str, ...] = ("limit", "cursor", "sort", "facets", "updated_since", "crs")
+PAGING_PARAMS: tuple[str, ...] = ("limit", "cursor", "sort", "facets", "total", "updated_since", "crs")
 IGNORED_PARAMS: tuple[str, ...] = ("lang", "api_key", "format")
 CRS = ("wgs84", "gcj02")
 _ASCII_QUERY = re.compile(r"^[A-Za-z' ]+$")
@@ -43,6 +44,7 @@ class SearchQuery:
     facets: bool = True
     updated_since: datetime | None = None
     crs: str = "wgs84"
+    total: bool = True
 
     def fingerprint(self) -> str:
         """What a cursor is bound to: filters, sort and updated_since (not limit or crs)."""
@@ -53,7 +55,7 @@ class SearchQuery:
         return "&".join([self.filter.cache_key(), f"sort={self.sort}", f"limit={self.limit}",
                          f"cursor={self.cursor or ''}", f"facets={int(self.facets)}",
                          f"updated_since={self.updated_since.isoformat() if self.updated_since else ''}",
-                         f"crs={self.crs}"])
+                         f"crs={self.crs}", f"total={int(self.total)}"])
 
 
 def _check_unknown(params: Mapping[str, Any], extra_allowed: tuple[str, ...]) -> None:
@@ -93,7 +95,7 @@ def parse_search(params: Mapping[str, Any], settings: SearchSettings, *, paging:
     sort = _single(params, "sort") or ""
     if not sort:
         sort = ("route" if flt.route is not None else "distance" if flt.lng is not None
-                else "relevance" if flt.q else "name")
+                else "relevance" if flt.q else "id")
     if sort not in SORTS:
         raise BadRequest(f"unknown value {sort!r} for parameter 'sort'; allowed: " + ", ".join(SORTS), param="sort")
     if sort == "distance" and flt.lng is None:
@@ -106,6 +108,10 @@ def parse_search(params: Mapping[str, Any], settings: SearchSettings, *, paging:
     facets_text = (_single(params, "facets") or "true").lower()
     if facets_text not in {"true", "false", "1", "0", "yes", "no"}:
         raise BadRequest("parameter 'facets' must be true or false", param="facets")
+
+    total_text = (_single(params, "total") or "true").lower()
+    if total_text not in {"true", "false", "1", "0", "yes", "no"}:
+        raise BadRequest("parameter 'total' must be true or false", param="total")
 
     updated_since = None
     us_text = _single(params, "updated_since")
@@ -128,4 +134,5 @@ def parse_search(params: Mapping[str, Any], settings: SearchSettings, *, paging:
     if cursor is not None and len(cursor) > 400:
         raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
     return SearchQuery(filter=flt, sort=sort, limit=limit, cursor=cursor if paging else None,
-                       facets=facets_text in {"true", "1", "yes"}, updated_since=updated_since, crs=crs)
+                       facets=facets_text in {"true", "1", "yes"}, updated_since=updated_since, crs=crs,
+                       total=total_text in {"true", "1", "yes"} or facets_text in {"true", "1", "yes"})

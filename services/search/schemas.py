@@ -66,7 +66,7 @@ class Facets(msgspec.Struct):
 
 
 class SearchResponse(msgspec.Struct):
-    total: int
+    total: int | None
     items: list[StationItem]
     facets: Facets | None
     next_cursor: str | None

@@ -23,7 +23,8 @@ set grows and the statement runs again (rare).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -35,7 +36,7 @@ from services.errors import BadRequest
 from services.search.cursor import decode_cursor, encode_cursor
 from services.search.labels import label_facets
 from services.search.query import SearchQuery
-from services.stations.filters import DIMENSIONS, StationFilter
+from services.stations.filters import DIMENSIONS, VISIBLE_SQL, StationFilter
 
 __all__ = ["ITEM_COLUMNS", "ITEM_JOINS", "SearchResult", "bind_params", "extra_preds", "facet_counts", "search", "to_item"]
 
@@ -67,7 +68,7 @@ _ROUTE = "ST_GeomFromText(:f_route_wkt, 4326)"
 
 @dataclass
 class SearchResult:
-    total: int
+    total: int | None
     items: list[dict[str, Any]]
     facets: dict[str, list[dict[str, Any]]] | None
     next_cursor: str | None
@@ -75,8 +76,10 @@ class SearchResult:
 
 
 # --- SQL pieces -------------------------------------------------------------------------------
-def _sort_sql(q: SearchQuery) -> tuple[str, str, str]:
+def _sort_sql(q: SearchQuery, *, qm: bool = False) -> tuple[str, str, str]:
     """(key expression, ASC|DESC, SQL type of the key)."""
+    if q.sort == "id":
+        return "s.id", "ASC", "bigint"
     if q.sort == "name":
         return "s.name", "ASC", "text"
     if q.sort == "max_power":
@@ -88,7 +91,7 @@ def _sort_sql(q: SearchQuery) -> tuple[str, str, str]:
     if q.sort == "route":
         return f"ST_LineLocatePoint({_ROUTE}, s.geom)", "ASC", "float8"
     if q.sort == "relevance":
-        return "(1 - similarity(s.search_text, :s_q))::float8", "ASC", "float8"
+        return ("(1 - qm.sim)::float8" if qm else "(1 - similarity(s.search_text, :s_q))::float8"), "ASC", "float8"
     raise AssertionError(q.sort)
 
 
@@ -96,23 +99,116 @@ def extra_preds(q: SearchQuery, alias: str = "s") -> list[str]:
     return [f"{alias}.updated_at >= :s_updated_since"] if q.updated_since else []
 
 
-def _facet_source(q: SearchQuery) -> tuple[str, bool]:
-    """(table, visible predicate needed): the narrow copy unless text or updated_since filter."""
-    if q.filter.q or q.updated_since:
-        return "stations", True
-    return "station_search", False
+# --- the narrow table (station_search, integer codes; migration 0301) ----------------------------
+_SCALE_CODE = {"small": 1, "medium": 2, "large": 3, "xlarge": 4}
+_FT_BIT = {"dc": 1, "ac": 2, "acdc": 4, "wireless": 8, "other": 16}
+_PAY_BIT = {"card": 1, "online": 2, "cash": 4, "other": 8}
+_OP_IDS = ("CAST((SELECT coalesce(array_agg(o.id), '{{}}') FROM operators o "
+           "WHERE o.operator_id = ANY(CAST({} AS varchar[]))) AS int[])")
+
+
+def _narrow_dims(flt: StationFilter, a: str = "s") -> dict[str, str]:
+    """The selected dimensions' predicates on station_search."""
+    preds: dict[str, str] = {}
+    if flt.operator:
+        preds["operator"] = f"{a}.op = ANY({_OP_IDS.format(':f_operator')})"
+    if flt.district:
+        preds["district"] = f"{a}.district = ANY(CAST(:f_district AS int[]))"
+    if flt.station_type:
+        preds["station_type"] = f"{a}.st = ANY(CAST(:f_station_type AS int[]))"
+    if flt.scale:
+        preds["scale"] = f"{a}.scale = ANY(CAST(:n_scale AS int[]))"
+    if flt.facility_type:
+        preds["facility_type"] = f"({a}.ft & :n_ft) <> 0"
+    if flt.payment:
+        preds["payment"] = f"({a}.pay & :n_pay) <> 0"
+    return preds
+
+
+def _narrow_base(flt: StationFilter, a: str = "s", *, qm: bool = False) -> list[str]:
+    """Non-dimension predicates on station_search (text search through the ``qm`` CTE)."""
+    preds = []
+    if flt.available:
+        preds.append(f"{a}.free")
+    if flt.min_power is not None:
+        preds.append(f"{a}.power10 >= :n_power10")
+    if flt.exclude_operator:
+        preds.append(f"{a}.op <> ALL({_OP_IDS.format(':f_exclude_operator')})")
+    # bbox, radius and route: the shared filter's own predicates (they only read geom)
+    preds += [p for p in flt.base_sql(a, visible=False) if f"{a}.geom" in p]
+    if qm:
+        preds.append(f"{a}.id IN (SELECT qm.id FROM qm)")
+    return preds
+
+
+def _narrow_params(flt: StationFilter) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        "n_scale": [_SCALE_CODE[v] for v in flt.scale],
+        "n_ft": sum(_FT_BIT[v] for v in flt.facility_type),
+        "n_pay": sum(_PAY_BIT[v] for v in flt.payment),
+    }
+    if flt.min_power is not None:
+        # power10 is exact (one decimal); the threshold is rounded up exactly with Decimal
+        p["n_power10"] = int((Decimal(repr(flt.min_power)) * 10).to_integral_value(rounding=ROUND_CEILING))
+    return p
+
+
+_QM = ("qm AS MATERIALIZED (SELECT s.id, similarity(s.search_text, :s_q) AS sim FROM stations s "
+       f"WHERE {VISIBLE_SQL} AND s.search_text ILIKE :f_q_like)")
 
 
 def _facet_sql(q: SearchQuery, *, with_facets: bool) -> str:
-    """CTEs ``fr`` (facet rows: dim, value, n, label, label_en) or just the total."""
+    """CTEs ``fr`` (facet rows: dim, value, n, label, label_en), or just the total."""
+    if q.updated_since:
+        return _facet_sql_wide(q, with_facets=with_facets)
     flt = q.filter
-    table, visible = _facet_source(q)
-    where = " AND ".join(f"({p})" for p in flt.base_sql("s", visible=visible) + extra_preds(q)) or "TRUE"
+    dims = _narrow_dims(flt)
+    where = " AND ".join(f"({p})" for p in _narrow_base(flt, qm=bool(flt.q))) or "TRUE"
+    if not with_facets:
+        allw = " AND ".join([where, *[f"({p})" for p in dims.values()]])
+        return (f"fr AS (SELECT 'total'::text AS dim, NULL::text AS value, count(*) AS n, "
+                f"NULL::text AS label, NULL::text AS label_en FROM station_search s WHERE {allw})")
+    bit = {d: 1 << i for i, d in enumerate(DIMENSIONS)}
+    mask = " + ".join(f"(CASE WHEN {p} THEN 0 ELSE {bit[d]} END)" for d, p in dims.items()) or "0"
+    if len(dims) > 1:  # rows missing two or more dimensions count nowhere (see _facet_sql_wide)
+        where += " AND (" + " + ".join(f"(CASE WHEN {p} THEN 0 ELSE 1 END)" for p in dims.values()) + ") <= 1"
+
+    def ok(dim: str) -> str:
+        return f"g.m IN (0, {bit[dim]})" if dim in dims else "g.m = 0"
+
+    ft_values = ", ".join(f"('{k}', {v})" for k, v in _FT_BIT.items())
+    pay_values = ", ".join(f"('{k}', {v})" for k, v in _PAY_BIT.items())
+    scale_case = "CASE g.scale " + " ".join(f"WHEN {v} THEN '{k}'" for k, v in _SCALE_CODE.items()) + " END"
+    parts = [
+        "SELECT 'operator', o.operator_id::text, sum(g.n), max(o.short_name), max(o.name) "
+        f"FROM g JOIN operators o ON o.id = g.op WHERE {ok('operator')} GROUP BY 2",
+        "SELECT 'district', g.district::text, sum(g.n), max(d.name), max(d.name_en) "
+        f"FROM g LEFT JOIN districts d ON d.adcode = g.district WHERE {ok('district')} AND g.district IS NOT NULL "
+        "GROUP BY 2",
+        f"SELECT 'station_type', g.st::text, sum(g.n), NULL, NULL FROM g WHERE {ok('station_type')} GROUP BY 2",
+        f"SELECT 'scale', {scale_case}, sum(g.n), NULL, NULL FROM g WHERE {ok('scale')} AND g.scale > 0 GROUP BY 2",
+        f"SELECT 'facility_type', v.k, sum(g.n), NULL, NULL FROM g JOIN (VALUES {ft_values}) v (k, b) "
+        f"ON (g.ft & v.b) <> 0 WHERE {ok('facility_type')} GROUP BY 2",
+        f"SELECT 'payment', v.k, sum(g.n), NULL, NULL FROM g JOIN (VALUES {pay_values}) v (k, b) "
+        f"ON (g.pay & v.b) <> 0 WHERE {ok('payment')} GROUP BY 2",
+        "SELECT 'total', NULL, coalesce(sum(g.n), 0), NULL, NULL FROM g WHERE g.m = 0",
+    ]
+    cols = "op, district, st, scale, ft, pay"
+    return (f"g AS MATERIALIZED (SELECT {cols}, m, count(*) AS n FROM ("
+            f"SELECT {cols}, {mask} AS m FROM station_search s WHERE {where}) r GROUP BY {cols}, m), "
+            "fr (dim, value, n, label, label_en) AS (" + " UNION ALL ".join(parts) + ")")
+
+
+def _facet_sql_wide(q: SearchQuery, *, with_facets: bool) -> str:
+    """The same facets over ``stations`` itself (used with ``updated_since``, which the narrow
+    table does not carry)."""
+    flt = q.filter
+    where = " AND ".join(f"({p})" for p in flt.base_sql("s", visible=True) + extra_preds(q)) or "TRUE"
     if not with_facets:
         dims = [p for d in DIMENSIONS if (p := flt.dimension_sql(d, "s"))]
         allw = " AND ".join([where, *[f"({p})" for p in dims]])
         return (f"fr AS (SELECT 'total'::text AS dim, NULL::text AS value, count(*) AS n, "
-                f"NULL::text AS label, NULL::text AS label_en FROM {table} s WHERE {allw})")
+                f"NULL::text AS label, NULL::text AS label_en FROM stations s WHERE {allw})")
     bits: list[str] = []
     misses: list[str] = []
     selected: dict[str, int] = {}
@@ -147,31 +243,41 @@ def _facet_sql(q: SearchQuery, *, with_facets: bool) -> str:
                          f"WHERE {ok} AND g.{col} IS NOT NULL GROUP BY 2")
     parts.append("SELECT 'total', NULL, coalesce(sum(g.n), 0), NULL, NULL FROM g WHERE g.m = 0")
     return (f"g AS MATERIALIZED (SELECT {cols}, m, count(*) AS n FROM ("
-            f"SELECT {cols}, {mask} AS m FROM {table} s WHERE {where}) r "
+            f"SELECT {cols}, {mask} AS m FROM stations s WHERE {where}) r "
             f"GROUP BY {cols}, m), "
             "fr (dim, value, n, label, label_en) AS (" + " UNION ALL ".join(parts) + ")")
 
 
 def _items_sql(q: SearchQuery, *, knn: bool, keyset: bool) -> str:
-    flt = q.filter
-    expr, direction, typ = _sort_sql(q)
-    preds = [flt.where_sql("s"), *extra_preds(q)]
-    if keyset:
-        cmp = ">" if direction == "ASC" else "<"
-        if direction == "ASC" and q.sort == "name":
-            preds.append(f"({expr}, s.id) > (CAST(:c_key AS {typ}), :c_id)")
-        else:
-            preds.append(f"({expr} {cmp} CAST(:c_key AS {typ}) OR ({expr} = CAST(:c_key AS {typ}) AND s.id > :c_id))")
-    where = " AND ".join(f"({p})" for p in preds)
+    use_qm = bool(q.filter.q)
+    flt = replace(q.filter, q=None) if use_qm else q.filter
+    expr, direction, typ = _sort_sql(q, qm=use_qm)
     if flt.lng is not None:
         dist = f"ST_Distance(s.geom::geography, {_POINT}::geography)"
     elif flt.route is not None:
         dist = f"ST_Distance(s.geom::geography, {_ROUTE}::geography)"
     else:
         dist = "NULL::float8"
-    select = f"SELECT {ITEM_COLUMNS}, {expr} AS sort_key, {dist} AS distance_m FROM stations s {ITEM_JOINS}"
+    qm_join = " JOIN qm ON qm.id = s.id" if use_qm else ""
+    select = f"SELECT {ITEM_COLUMNS}, {expr} AS sort_key, {dist} AS distance_m FROM stations s {ITEM_JOINS}{qm_join}"
+    if q.sort == "id" and not q.updated_since:
+        # ids from the narrow table in primary-key order; stations only for the page itself
+        preds = [*_narrow_base(flt, "n", qm=use_qm), *_narrow_dims(flt, "n").values()]
+        if keyset:
+            preds.append("n.id > :c_id")
+        where = " AND ".join(f"({p})" for p in preds) or "TRUE"
+        return (f"ids AS (SELECT n.id FROM station_search n WHERE {where} ORDER BY n.id LIMIT :lim), "
+                f"items AS ({select} JOIN ids ON ids.id = s.id ORDER BY s.id LIMIT :lim)")
+    preds = [flt.where_sql("s"), *extra_preds(q)]
+    if keyset:
+        cmp = ">" if direction == "ASC" else "<"
+        if direction == "ASC" and q.sort in ("name", "id"):
+            preds.append(f"({expr}, s.id) > (CAST(:c_key AS {typ}), :c_id)")
+        else:
+            preds.append(f"({expr} {cmp} CAST(:c_key AS {typ}) OR ({expr} = CAST(:c_key AS {typ}) AND s.id > :c_id))")
+    where = " AND ".join(f"({p})" for p in preds)
     if knn:
-        return (f"cand AS (SELECT s.id, s.geom <-> {_POINT} AS planar FROM stations s WHERE {where} "
+        return (f"cand AS (SELECT s.id, s.geom <-> {_POINT} AS planar FROM stations s{qm_join} WHERE {where} "
                 f"ORDER BY s.geom <-> {_POINT} LIMIT :knn_k), "
                 f"items AS ({select} JOIN cand c ON c.id = s.id ORDER BY sort_key {direction}, s.id LIMIT :lim)")
     return f"items AS ({select} WHERE {where} ORDER BY {expr} {direction}, s.id LIMIT :lim)"
@@ -179,6 +285,7 @@ def _items_sql(q: SearchQuery, *, knn: bool, keyset: bool) -> str:
 
 def bind_params(q: SearchQuery) -> dict[str, Any]:
     p = q.filter.sql_params()
+    p.update(_narrow_params(q.filter))
     if q.filter.q:
         p["s_q"] = q.filter.q
     if q.updated_since:
@@ -196,9 +303,12 @@ def _execute(conn: Connection | Session, q: SearchQuery, *, items: bool, facets:
     keyset = None
     if q.cursor:
         keyset = decode_cursor(q.cursor, q.sort, q.fingerprint())
-    ctes = []
-    if facets is not None:
+    ctes = [_QM] if q.filter.q else []
+    if facets or q.total:
         ctes.append(_facet_sql(q, with_facets=facets))
+    else:
+        ctes.append("fr (dim, value, n, label, label_en) AS (SELECT NULL::text, NULL::text, NULL::bigint, "
+                    "NULL::text, NULL::text WHERE false)")
     if items:
         ctes.append(_items_sql(q, knn=knn_k > 0, keyset=keyset is not None))
     sel = ["(SELECT coalesce(json_agg(json_build_array(dim, value, n, label, label_en)), '[]') FROM fr) AS facets"]
@@ -215,6 +325,8 @@ def _execute(conn: Connection | Session, q: SearchQuery, *, items: bool, facets:
     if keyset is not None:
         key, row_id = keyset
         if isinstance(key, str) != (q.sort == "name") or key is None:
+            raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
+        if q.sort == "id" and (not isinstance(key, int) or key != row_id):
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
         if q.sort == "free" and not isinstance(key, int):
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
@@ -244,7 +356,7 @@ def search(conn: Connection | Session, q: SearchQuery, *, items: bool = True) ->
             break
         knn_k *= 4
     facet_rows = row["facets"]
-    total = 0
+    total: int | None = 0 if (q.facets or q.total) else None
     facets: dict[str, list[dict[str, Any]]] | None = None
     raw: dict[str, list[tuple[str, int, str | None, str | None]]] = {d: [] for d in DIMENSIONS}
     for dim, value, n, label, label_en in facet_rows:
@@ -268,9 +380,9 @@ def search(conn: Connection | Session, q: SearchQuery, *, items: bool = True) ->
 
 def facet_counts(conn: Connection | Session, flt: StationFilter) -> tuple[int, dict[str, list[dict[str, Any]]]]:
     """Total and labelled facets of a filter (for the map page and the tiles)."""
-    q = SearchQuery(filter=flt, sort="name", limit=1)
+    q = SearchQuery(filter=flt, sort="id", limit=1)
     res = search(conn, q, items=False)
-    return res.total, res.facets or {}
+    return res.total or 0, res.facets or {}
 
 
 def to_item(r: dict[str, Any], crs: str = "wgs84") -> dict[str, Any]:

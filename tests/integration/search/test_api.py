@@ -29,7 +29,7 @@ BAD = [
     ("cursor=abc", "cursor"), ("cursor=WyJuYW1lIiwxLDIsIngiXQ", "cursor"), ("sort=price", "sort"),
     ("sort=distance", "sort"), ("sort=route", "sort"), ("sort=relevance", "sort"), ("facets=perhaps", "facets"),
     ("updated_since=yesterday", "updated_since"), ("crs=bd09", "crs"), ("foo=1", "foo"),
-    ("q=" + "x" * 101, "q"), ("limit=1&limit=2", "limit"), ("q=a&q=b", "q"),
+    ("q=" + "x" * 101, "q"), ("limit=1&limit=2", "limit"), ("q=a&q=b", "q"), ("total=maybe", "total"),
 ]
 
 
@@ -86,7 +86,7 @@ def test_gcj02_output(api, search_data) -> None:  # noqa: ANN001
 
 def test_cursor_walks_everything_once_even_while_data_changes(api, engine) -> None:  # noqa: ANN001
     want = {r["id"] for r in all_visible(engine) if r["operator_id"] == "SGN000002"}
-    for sort in ("name", "max_power", "free"):
+    for sort in ("id", "name", "max_power", "free"):
         seen: list[int] = []
         cursor = None
         pages = 0
