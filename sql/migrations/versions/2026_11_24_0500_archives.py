@@ -1,7 +1,7 @@
 """archives: station, report and facility archives, report files, interconnection applications
 
 Revision ID: 0500
-Revises: 0001
+Revises: (none: a root of its branch; depends_on implies 0001)
 Depends on: 0100 (workflow_events), 0200 (feed), 0400 (users, for reviewed_by)
 Create Date: 2026-11-24 18:40:00
 
