@@ -46,6 +46,7 @@ test: setup setup-test
 	$(VENV)/bin/pytest
 
 bench: setup
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	$(ZH) db start
 	$(PY) -m bench
 
