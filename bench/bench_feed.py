@@ -55,6 +55,9 @@ def _wait(url: str, timeout: float = 120) -> None:
 
 def _row(metric: str, value: float, unit: str, target: str, ok: bool | None, note: str = "",
          benchmark: str = "feed") -> dict:
+    # The load average says whether the figure was taken on a quiet machine (2 cores: above ~2, other
+    # work competed for the CPU and the figures drop accordingly).
+    note = f"{note}; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else note
     return {"benchmark": benchmark, "metric": metric, "value": value, "unit": unit, "target": target, "ok": ok,
             "note": note}
 
