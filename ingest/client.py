@@ -22,7 +22,6 @@ from datetime import UTC, date, datetime
 import httpx
 
 from ingest.protocol import (
-    CHINA_TZ,
     ProtocolError,
     Ret,
     Secrets,
@@ -288,6 +287,3 @@ class FeedClient:
         stats = data.get("StationStats", data)
         return stats if isinstance(stats, dict) else {}
 
-
-def china_now() -> datetime:
-    return datetime.now(CHINA_TZ)

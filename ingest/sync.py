@@ -271,22 +271,15 @@ class _Prepared:
     stations: list[tuple]
     equipment: dict[str, list[tuple]]  # StationID -> equipment rows
     connectors: dict[str, list[tuple]]  # StationID -> connector rows
-    received: int
-    unkeyed: int
 
 
 def _prepare(stations: Iterable[dict], operator_id: str, operator_name: str, interconnected: bool) -> _Prepared:
     """Validate, convert coordinates and derive the columns of a batch of StationInfos."""
     by_id: dict[str, dict] = {}
-    unkeyed = 0
-    received = 0
     for st in stations:
-        received += 1
         sid = st.get("StationID") if isinstance(st, dict) else None
-        if not isinstance(sid, str) or not sid.strip():
-            unkeyed += 1  # without a StationID there is no key to store it under
-            continue
-        by_id[sid] = st  # the last occurrence wins (pages that shifted under us repeat stations)
+        if isinstance(sid, str) and sid.strip():  # without a StationID there is no key to store it under
+            by_id[sid] = st  # the last occurrence wins (pages that shifted under us repeat stations)
     items = list(by_id.values())
     lngs = np.array([_num(s.get("StationLng")) if _num(s.get("StationLng")) is not None else np.nan for s in items],
                     dtype=np.float64)
@@ -369,7 +362,7 @@ def _prepare(stations: Iterable[dict], operator_id: str, operator_name: str, int
                 fixed.append((*row[:8], float(w_lng[k]) if ok else None, float(w_lat[k]) if ok else None, *row[10:]))
                 k += 1
             equipment[sid] = fixed
-    return _Prepared(rows, equipment, connectors, received, unkeyed)
+    return _Prepared(rows, equipment, connectors)
 
 
 def _digest(st: dict, operator_name: str, interconnected: bool) -> str:
