@@ -115,6 +115,7 @@ class Simulator:
         self._pushers: dict[str, _Pusher] = {}
         self._task: asyncio.Task | None = None
         self._client: httpx.AsyncClient | None = None
+        self._push_seq: dict[str, tuple[object, int]] = {}
         # Bumped whenever piles or stations are added: invalidates the cached connector pools.
         self._topology = 0
         self._pools: dict[str | None, tuple[tuple, list]] = {}
@@ -434,7 +435,13 @@ class Simulator:
         headers = {"Content-Type": "application/json;charset=utf-8"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        env = build_request(target.secrets.operator_id, data, target.secrets)
+        # Seq counts up within each second per sender, as the protocol asks; receivers use
+        # (operator, TimeStamp, Seq) to reject replays, so a constant Seq would collide.
+        stamp = now_china().replace(microsecond=0)
+        last_stamp, last_seq = self._push_seq.get(target.secrets.operator_id, (None, 0))
+        seq = last_seq + 1 if last_stamp == stamp else 1
+        self._push_seq[target.secrets.operator_id] = (stamp, seq)
+        env = build_request(target.secrets.operator_id, data, target.secrets, timestamp=stamp, seq=seq % 10000)
         resp = await self._client.post(self._url(target, interface), json=env, headers=headers)
         try:
             return parse_response(resp.content, target.secrets)
