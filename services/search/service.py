@@ -36,7 +36,7 @@ from services.errors import BadRequest
 from services.search.cursor import decode_cursor, encode_cursor
 from services.search.labels import label_facets
 from services.search.query import SearchQuery
-from services.stations.filters import DIMENSIONS, VISIBLE_SQL, StationFilter
+from services.stations.filters import DIMENSIONS, StationFilter
 
 __all__ = ["ITEM_COLUMNS", "ITEM_JOINS", "SearchResult", "bind_params", "extra_preds", "facet_counts", "search", "to_item"]
 
@@ -91,7 +91,7 @@ def _sort_sql(q: SearchQuery, *, qm: bool = False) -> tuple[str, str, str]:
     if q.sort == "route":
         return f"ST_LineLocatePoint({_ROUTE}, s.geom)", "ASC", "float8"
     if q.sort == "relevance":
-        return ("(1 - qm.sim)::float8" if qm else "(1 - similarity(s.search_text, :s_q))::float8"), "ASC", "float8"
+        return "(1 - qm.sim)::float8", "ASC", "float8"
     raise AssertionError(q.sort)
 
 
@@ -153,8 +153,16 @@ def _narrow_params(flt: StationFilter) -> dict[str, Any]:
     return p
 
 
-_QM = ("qm AS MATERIALIZED (SELECT s.id, similarity(s.search_text, :s_q) AS sim FROM stations s "
-       f"WHERE {VISIBLE_SQL} AND s.search_text ILIKE :f_q_like)")
+def _qm_sql(q: SearchQuery) -> str:
+    """The text matches, once per statement, from ``station_text`` (migration 0302), with their
+    relevance: trigram similarity to the name for a Chinese query, to the name's pinyin and
+    initials for an ascii one. A query without cased letters (Chinese, digits) uses LIKE, which
+    compares bytes; ILIKE would case-fold every row first."""
+    text_q = q.filter.q or ""
+    op = "LIKE" if text_q.lower() == text_q.upper() else "ILIKE"
+    rank = "t.p" if text_q.isascii() else "t.n"
+    return (f"qm AS MATERIALIZED (SELECT t.id, similarity({rank}, :s_q) AS sim FROM station_text t "
+            f"WHERE t.t {op} :f_q_like)")
 
 
 def _facet_sql(q: SearchQuery, *, with_facets: bool) -> str:
@@ -260,6 +268,17 @@ def _items_sql(q: SearchQuery, *, knn: bool, keyset: bool) -> str:
         dist = "NULL::float8"
     qm_join = " JOIN qm ON qm.id = s.id" if use_qm else ""
     select = f"SELECT {ITEM_COLUMNS}, {expr} AS sort_key, {dist} AS distance_m FROM stations s {ITEM_JOINS}{qm_join}"
+    if q.sort == "relevance" and not q.updated_since:
+        # rank the matches on the narrow table, then read stations for the page only
+        preds = [*_narrow_base(flt, "n"), *_narrow_dims(flt, "n").values()]
+        if keyset:
+            preds.append("((1 - qm.sim)::float8 > CAST(:c_key AS float8) OR "
+                         "((1 - qm.sim)::float8 = CAST(:c_key AS float8) AND qm.id > :c_id))")
+        where = " AND ".join(f"({p})" for p in preds) or "TRUE"
+        return (f"ids AS (SELECT qm.id, (1 - qm.sim)::float8 AS k FROM qm JOIN station_search n ON n.id = qm.id "
+                f"WHERE {where} ORDER BY k, qm.id LIMIT :lim), "
+                f"items AS (SELECT {ITEM_COLUMNS}, ids.k AS sort_key, {dist} AS distance_m FROM stations s "
+                f"{ITEM_JOINS} JOIN ids ON ids.id = s.id ORDER BY ids.k, s.id LIMIT :lim)")
     if q.sort == "id" and not q.updated_since:
         # ids from the narrow table in primary-key order; stations only for the page itself
         preds = [*_narrow_base(flt, "n", qm=use_qm), *_narrow_dims(flt, "n").values()]
@@ -303,7 +322,7 @@ def _execute(conn: Connection | Session, q: SearchQuery, *, items: bool, facets:
     keyset = None
     if q.cursor:
         keyset = decode_cursor(q.cursor, q.sort, q.fingerprint())
-    ctes = [_QM] if q.filter.q else []
+    ctes = [_qm_sql(q)] if q.filter.q else []
     if facets or q.total:
         ctes.append(_facet_sql(q, with_facets=facets))
     else:

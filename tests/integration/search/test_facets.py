@@ -205,4 +205,13 @@ def test_narrow_table_follows_stations(engine, universe) -> None:  # noqa: ANN00
             f"(SELECT {cols} FROM ({codes}) c EXCEPT SELECT {cols} FROM station_search) UNION ALL "
             f"(SELECT {cols} FROM station_search EXCEPT SELECT {cols} FROM ({codes}) c)")).all()
         assert diff == []
+        conn.execute(text("UPDATE stations SET name = name || 'X', search_text = search_text || ' x' "
+                          "WHERE id = :i"), {"i": sid})
+        bad = conn.execute(text(
+            "SELECT count(*) FROM stations s FULL JOIN station_text t ON t.id = s.id "
+            "AND s.feed_state = 'active' AND s.interconnected "
+            "WHERE (s.feed_state = 'active' AND s.interconnected) IS DISTINCT FROM (t.id IS NOT NULL) "
+            "OR (t.id IS NOT NULL AND (t.t IS DISTINCT FROM s.search_text OR t.n IS DISTINCT FROM s.name "
+            "OR t.p IS DISTINCT FROM concat_ws(' ', s.name_pinyin, s.name_initials)))")).scalar()
+        assert bad == 0
         conn.rollback()

@@ -1,0 +1,217 @@
+"""Search benchmark: faceted search, name query and nearest-20 at city and national scale.
+
+``python -m bench search`` (``make bench``). National scale: 250,000 synthetic stations over China
+(``bench.generate``, 40 operators); city scale: 5,000 over Zhuhai. Each scale has its own database
+(``zhcharge_bench_search_<scale>``, kept between runs, regenerated when the count differs).
+
+Measured through :func:`services.search.search` (parameter parsing, the one SQL statement,
+labelling, item shaping), each client on its own connection, 1 and 4 concurrent clients:
+  * ``facets+bbox``: all six facets, three dimensions selected, a city-sized bbox (~50 km);
+  * ``facets national``: the same with no bbox (the whole country);
+  * ``name``: ``q`` (2-character Chinese, full pinyin, initials) with facets, no bbox;
+  * ``nearest-20``: ``lat``/``lng`` without radius, ``facets=false&total=false`` (pure KNN; counting
+    every station in the country is what a nearest-N caller does not ask for).
+Targets (national, 2 cores): facets+bbox p50 < 30 ms and p95 < 80 ms; national p50 < 150 ms;
+nearest-20 p50 < 5 ms; at city scale everything p50 < 5 ms.
+
+Environment: ``BENCH_SEARCH_NATIONAL_N``, ``BENCH_SEARCH_CITY_N``, ``BENCH_SEARCH_QUERIES``
+(queries per client and scenario, default 60).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import threading
+import time
+from typing import Any
+
+from multidict import MultiDict
+from sqlalchemy import create_engine, make_url, text
+
+from bench.generate import CITY_CENTRES, ZHUHAI_CENTRES
+
+QUERIES = int(os.environ.get("BENCH_SEARCH_QUERIES", "60"))
+SCALES = {
+    "city": (int(os.environ.get("BENCH_SEARCH_CITY_N", "5000")), "zhuhai", 10),
+    "national": (int(os.environ.get("BENCH_SEARCH_NATIONAL_N", "250000")), "china", 40),
+}
+NAME_QUERIES = ["长隆", "拱北", "星星充电", "changlong", "gongbei", "xxcd", "停车场", "huafa", "南方电网", "kjy"]
+
+
+# --- database --------------------------------------------------------------------------------------
+def _server_url() -> str:
+    from services.dbcluster import Cluster, database_url
+    from services.settings import DatabaseSettings
+
+    settings = DatabaseSettings()
+    if settings.embedded:
+        Cluster(settings).start()
+    return database_url(settings)
+
+
+def _migrate(engine) -> None:  # noqa: ANN001
+    from services import migrate
+
+    try:
+        migrate.upgrade(engine)
+    except KeyError:  # alembic can trip over cross-branch depends_on when upgrading all heads at once
+        for head in migrate.head_revisions(engine):
+            migrate.upgrade(engine, head)
+
+
+def ensure_database(scale: str) -> str:
+    """The benchmark database of a scale, with exactly the configured number of stations."""
+    from bench.generate import clear_generated, generate_stations
+    from services.geography import load_districts_into_db
+
+    n, region, operators = SCALES[scale]
+    name = f"zhcharge_bench_search_{scale}"
+    server = make_url(_server_url())
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
+                              "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"))
+    admin.dispose()
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    _migrate(engine)
+    with engine.begin() as conn:
+        load_districts_into_db(conn)
+        have = conn.execute(text("SELECT count(*) FROM stations WHERE operator_id LIKE 'GEN%'")).scalar()
+    if have != n:
+        print(f"   generating {n:,} stations ({scale}) ...", flush=True)
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            clear_generated(conn, "GEN")
+            generate_stations(conn, n, region=region, seed=1, operators=operators, prefix="GEN")
+        print(f"   generated in {time.perf_counter() - t0:.0f} s", flush=True)
+    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        for table in ("stations", "station_search", "operators", "equipment", "connectors"):
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
+    engine.dispose()
+    return url
+
+
+# --- workload ----------------------------------------------------------------------------------------
+def _city_bbox(rng: random.Random, centres: list[tuple[float, float, float]], half: float) -> str:
+    lng, lat, _ = rng.choices(centres, weights=[c[2] for c in centres])[0]
+    lng += rng.uniform(-0.05, 0.05)
+    lat += rng.uniform(-0.05, 0.05)
+    return f"{lng - half:.5f},{lat - half:.5f},{lng + half:.5f},{lat + half:.5f}"
+
+
+def _facet_params(rng: random.Random, operators: list[str]) -> dict[str, str]:
+    return {
+        "operator": ",".join(rng.sample(operators, k=rng.randint(1, 3))),
+        "facility_type": rng.choice(["dc", "ac", "dc,ac", "acdc"]),
+        "payment": rng.choice(["online", "card", "card,cash"]),
+        "limit": "20",
+    }
+
+
+def workloads(scale: str, operators: list[str], seed: int) -> dict[str, list[dict[str, str]]]:
+    rng = random.Random(seed)
+    centres = ZHUHAI_CENTRES if scale == "city" else CITY_CENTRES
+    half = 0.12 if scale == "city" else 0.25  # ~25 km in Zhuhai, ~50 km around a national city
+    out: dict[str, list[dict[str, str]]] = {"facets+bbox": [], "facets national": [], "name": [], "nearest-20": []}
+    for _ in range(QUERIES):
+        out["facets+bbox"].append({**_facet_params(rng, operators), "bbox": _city_bbox(rng, centres, half)})
+        out["facets national"].append(_facet_params(rng, operators))
+        out["name"].append({"q": rng.choice(NAME_QUERIES), "limit": "20"})
+        lng, lat, _ = rng.choices(centres, weights=[c[2] for c in centres])[0]
+        out["nearest-20"].append({"lng": f"{lng + rng.uniform(-0.1, 0.1):.5f}",
+                                  "lat": f"{lat + rng.uniform(-0.1, 0.1):.5f}", "limit": "20", "facets": "false",
+                                  "total": "false"})
+    if scale == "city":
+        del out["facets national"]  # the city bbox already covers the whole city
+    return out
+
+
+def _run(engine, params_list: list[dict[str, str]], clients: int) -> list[float]:  # noqa: ANN001
+    from services.search import parse_search, search
+    from services.settings import SearchSettings
+
+    settings = SearchSettings()
+    times: list[float] = []
+    lock = threading.Lock()
+
+    def client(offset: int) -> None:
+        local: list[float] = []
+        with engine.connect() as conn:
+            for i in range(len(params_list)):
+                p = params_list[(i + offset * 7) % len(params_list)]
+                t0 = time.perf_counter()
+                q = parse_search(MultiDict(p), settings)
+                search(conn, q)
+                local.append((time.perf_counter() - t0) * 1000)
+                conn.rollback()
+        with lock:
+            times.extend(local)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return times
+
+
+def _pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
+
+
+TARGETS: dict[tuple[str, str], tuple[float, float | None]] = {
+    # (scale, scenario): (p50 target, p95 target) in ms; clients=1
+    ("national", "facets+bbox"): (30.0, 80.0),
+    ("national", "facets national"): (150.0, None),
+    ("national", "nearest-20"): (5.0, None),
+    ("city", "facets+bbox"): (5.0, None),
+    ("city", "name"): (5.0, None),
+    ("city", "nearest-20"): (5.0, None),
+}
+
+
+def bench_scale(scale: str) -> list[dict[str, Any]]:
+    url = ensure_database(scale)
+    engine = create_engine(url, pool_size=6, max_overflow=2)
+    with engine.connect() as conn:
+        operators = [r[0] for r in conn.execute(text(
+            "SELECT operator_id FROM operators WHERE operator_id LIKE 'GEN%' ORDER BY 1"))]
+        n = conn.execute(text("SELECT count(*) FROM station_search")).scalar()
+    rows: list[dict[str, Any]] = []
+    for scenario, params in workloads(scale, operators, seed=11).items():
+        _run(engine, params[: max(5, len(params) // 6)], 1)  # warm caches and plans
+        for clients in (1, 4):
+            times = _run(engine, params, clients)
+            p50, p95 = statistics.median(times), _pct(times, 0.95)
+            target = TARGETS.get((scale, scenario)) if clients == 1 else None
+            note = f"{n:,} stations, {len(times)} queries"
+            if clients > 1:
+                note += f", {clients} clients on 2 cores"
+            rows.append({"benchmark": f"search {scale}", "metric": f"{scenario} p50, {clients} client(s)",
+                         "value": round(p50, 2), "unit": "ms",
+                         "target": f"< {target[0]:g}" if target else "",
+                         "ok": (p50 < target[0]) if target else None, "note": note})
+            rows.append({"benchmark": f"search {scale}", "metric": f"{scenario} p95, {clients} client(s)",
+                         "value": round(p95, 2), "unit": "ms",
+                         "target": f"< {target[1]:g}" if target and target[1] else "",
+                         "ok": (p95 < target[1]) if target and target[1] else None, "note": note})
+            print(f"   {scale:8} {scenario:16} clients={clients}: p50 {p50:7.2f} ms  p95 {p95:7.2f} ms", flush=True)
+    engine.dispose()
+    return rows
+
+
+def main() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for scale in ("city", "national"):
+        rows += bench_scale(scale)
+    return rows
+
+
+if __name__ == "__main__":
+    for r in main():
+        print(r)
