@@ -155,12 +155,17 @@ def _narrow_params(flt: StationFilter) -> dict[str, Any]:
 
 def _qm_sql(q: SearchQuery) -> str:
     """The text matches, once per statement, from ``station_text`` (migration 0302), with their
-    relevance: trigram similarity to the name for a Chinese query, to the name's pinyin and
-    initials for an ascii one. A query without cased letters (Chinese, digits) uses LIKE, which
+    relevance: trigram similarity to the name for a Chinese query, to the name's initials for a
+    short ascii one and to its full pinyin for a longer one. A query without cased letters (Chinese, digits) uses LIKE, which
     compares bytes; ILIKE would case-fold every row first."""
     text_q = q.filter.q or ""
     op = "LIKE" if text_q.lower() == text_q.upper() else "ILIKE"
-    rank = "t.p" if text_q.isascii() else "t.n"
+    if not text_q.isascii():
+        rank = "t.n"
+    elif len(text_q) <= 5:  # short ascii queries are mostly initials ("xxcd"): rank on the initials
+        rank = "split_part(t.p, ' ', 2)"
+    else:
+        rank = "split_part(t.p, ' ', 1)"
     return (f"qm AS MATERIALIZED (SELECT t.id, similarity({rank}, :s_q) AS sim FROM station_text t "
             f"WHERE t.t {op} :f_q_like)")
 
