@@ -194,7 +194,7 @@ def test_interconnection_three_steps_in_the_browser(server, browser, engine, dat
     from ingest.simulator.config import SimConfig
     from ingest.simulator.server import build_app
     from tests.integration.archives.conftest import Operator
-    from tests.integration.archives.test_interconnection import ServerThread, _archive, _summary, _truth
+    from tests.integration.archives.test_interconnection import ServerThread, _archive, _summary, _truth, wait_for_push
 
     with ServerThread(build_app(SimConfig(seed=13, stations=30, operators=1, token_ttl=600,
                                           push_backoff_seconds=0.05))) as sim:
@@ -221,7 +221,7 @@ def test_interconnection_three_steps_in_the_browser(server, browser, engine, dat
             page.goto(server + "/backoffice/interconnection?step=2")
             for name in ("query_token", "query_stations_info", "query_station_status", "query_station_stats"):
                 page.click(f"#debug-{name} button")
-                page.wait_for_selector(f'#debug-{name} .debug-box[data-ok="true"]', timeout=15000)
+                page.wait_for_selector(f'#debug-{name} .debug-box[data-ok="true"]', timeout=45000)
             page.click("#debug-query_station_status details:nth-of-type(2) summary")
             page.screenshot(path=str(artifacts / "interconnection-step2-debug.png"), full_page=True)
             with engine.connect() as conn:
@@ -231,13 +231,12 @@ def test_interconnection_three_steps_in_the_browser(server, browser, engine, dat
             httpx.post(f"{sim.url}/_admin/push-targets", json={
                 "operator_id": o.operator_id, "base_url": server, "operator_secret": inbound[0], "data_secret": inbound[1],
                 "data_iv": inbound[2], "sig_secret": inbound[3]}).raise_for_status()
-            httpx.post(f"{sim.url}/_admin/tick", json={"changes": 2, "operator_id": o.operator_id, "wait": True},
-                       timeout=30).raise_for_status()
+            wait_for_push(sim, engine, o.operator_id)
             page.goto(server + "/backoffice/interconnection?step=2")
             assert page.locator("#submit-check").is_enabled()
             page.click("#submit-check")
             page.wait_for_load_state("networkidle")
-            page.wait_for_selector("#check-report.pass", timeout=60000)  # the page refreshes itself (htmx)
+            page.wait_for_selector("#check-report.pass", timeout=120000)  # the page refreshes itself (htmx)
             page.screenshot(path=str(artifacts / "interconnection-step3-passed.png"), full_page=True)
             assert not errors, errors
             ctx.close()

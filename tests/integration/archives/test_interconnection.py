@@ -160,20 +160,24 @@ def _configure_and_debug(o: Operator, sim: ServerThread, platform: ServerThread,
         "operator_id": o.operator_id, "base_url": platform.url, "operator_secret": inbound.inbound_operator_secret,
         "data_secret": inbound.inbound_data_secret, "data_iv": inbound.inbound_data_iv,
         "sig_secret": inbound.inbound_sig_secret}).raise_for_status()
-    httpx.post(f"{sim.url}/_admin/tick", json={"changes": 3, "operator_id": o.operator_id, "wait": True},
-               timeout=30).raise_for_status()
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            if conn.execute(text("SELECT last_push_at FROM feed_endpoints WHERE operator_id = :o"),
-                            {"o": o.operator_id}).scalar():
-                break
-        time.sleep(0.1)
-    else:
-        stats = httpx.get(f"{sim.url}/_admin/pushes").json()
-        pytest.fail(f"no push reached the platform: {stats}")
+    wait_for_push(sim, engine, o.operator_id)
     page = o.get("/backoffice/interconnection?step=2").text
     assert 'id="submit-check" disabled' not in page
+
+
+def wait_for_push(sim: ServerThread, engine, operator_id: str, timeout_s: float = 45.0) -> None:  # noqa: ANN001
+    """Have the simulator push status changes until our receiver has recorded one (loaded machines are slow)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        httpx.post(f"{sim.url}/_admin/tick", json={"changes": 2, "operator_id": operator_id, "wait": True,
+                                                   "wait_seconds": 10}, timeout=30).raise_for_status()
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT last_push_at FROM feed_endpoints WHERE operator_id = :o"),
+                            {"o": operator_id}).scalar():
+                return
+        if time.monotonic() > deadline:
+            pytest.fail(f"no push reached the platform: {httpx.get(f'{sim.url}/_admin/pushes').json()}")
+        time.sleep(0.2)
 
 
 def test_clean_pass(sim, platform, sync_checks, engine, database, settings, app) -> None:  # noqa: ANN001
