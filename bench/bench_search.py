@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any
 
-from multidict import MultiDict
+from litestar.datastructures import MultiDict
 from sqlalchemy import create_engine, make_url, text
 
 from bench.generate import CITY_CENTRES, ZHUHAI_CENTRES

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from multidict import MultiDict
+from litestar.datastructures import MultiDict
 
 from services.search import parse_search, search
 from services.stations.enums import STATION_TYPES

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import polyline
 import pytest
-from multidict import MultiDict
+from litestar.datastructures import MultiDict
 from pyproj import Geod
 from shapely.geometry import LineString, Point
 

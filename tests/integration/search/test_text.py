@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from multidict import MultiDict
+from litestar.datastructures import MultiDict
 
 from services.search import parse_search, search
 from services.stations.vocab import pinyin_of
