@@ -250,10 +250,20 @@
   }
 
   /* --- the map ------------------------------------------------------------------------------ */
+  /* Run fn once the map's style has loaded ('load' fires once; map.loaded() is false whenever
+   * tiles are loading, so it cannot tell). */
+  var mapIsReady = false, mapQueue = [];
+  if (window.zhMap && window.zhMap.map) {
+    if (window.zhMap.map.loaded()) mapIsReady = true;
+    window.zhMap.map.once('load', function () {
+      mapIsReady = true;
+      mapQueue.splice(0).forEach(function (fn) { fn(window.zhMap.map); });
+    });
+  }
   function mapReady(fn) {
     var z = window.zhMap;
     if (!z || !z.map) return;
-    if (z.map.loaded() && z.map.isStyleLoaded()) fn(z.map); else z.map.once('load', function () { fn(z.map); });
+    if (mapIsReady) fn(z.map); else mapQueue.push(fn);
   }
 
   function highlight(item) {
@@ -289,12 +299,15 @@
 
   function flyTo(item) {
     mapReady(function (map) {
-      map.flyTo({center: [item.lng, item.lat], zoom: Math.max(map.getZoom(), 15.5), duration: 800});
-      if (window.zhMap.openStation) {
-        window.zhMap.openStation(item.id, {name: item.name, availability: item.availability,
-          facility_types: item.facility_types, operator_name: item.operator_name}, [item.lng, item.lat]);
-      }
       highlight(item);
+      // the popup opens when the flight ends: its own pan-into-view would cut the flight short
+      map.once('moveend', function () {
+        if (window.zhMap.openStation) {
+          window.zhMap.openStation(item.id, {name: item.name, availability: item.availability,
+            facility_types: item.facility_types, operator_name: item.operator_name}, [item.lng, item.lat]);
+        }
+      });
+      map.flyTo({center: [item.lng, item.lat], zoom: Math.max(map.getZoom(), 15.5), duration: 800});
     });
   }
 
