@@ -16,6 +16,10 @@ def _include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
     # PostGIS' own tables (spatial_ref_sys, topology) are not ours.
     if type_ == "table" and name in {"spatial_ref_sys", "layer", "topology"}:
         return False
+    # Tables made by raw-SQL migrations (search side tables, tile cells, rate windows) have no
+    # model; autogenerate must not propose dropping them.
+    if type_ == "table" and reflected and compare_to is None:
+        return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
