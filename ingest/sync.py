@@ -1059,9 +1059,12 @@ def pull_statuses(engine: Engine, settings: Settings, ep: EndpointInfo, *, respe
 def sync_all(engine: Engine, settings: Settings, *, operator_id: str | None = None, full: bool = False,
              respect_circuit: bool = False, lock_wait_s: float = 0.0,
              on_result: Callable[[SyncResult], None] | None = None) -> list[SyncResult]:
-    """Pull every enabled operator (or one) concurrently; results in completion order."""
+    """Pull every enabled operator that has pull settings (or the one named) concurrently; results
+    in completion order. Operators that only push to us (no base URL or secrets yet, e.g. between
+    the two halves of B5 step 1) are not part of a run over all operators."""
     with engine.connect() as conn:
-        endpoints = [ep for ep in load_endpoints(conn, operator_id) if ep.enabled or operator_id]
+        endpoints = [ep for ep in load_endpoints(conn, operator_id)
+                     if operator_id or (ep.enabled and ep.pullable)]
     results: list[SyncResult] = []
     if not endpoints:
         return results

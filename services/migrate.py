@@ -45,5 +45,22 @@ def current_revisions(engine: Engine) -> list[str]:
 
 
 def head_revisions(engine: Engine) -> list[str]:
+    """The revisions ``alembic_version`` holds after ``upgrade heads``.
+
+    A branch head that another branch depends on (``depends_on``) is not kept in
+    ``alembic_version`` once the dependent revision is applied, so it is left out here too.
+    """
     script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
-    return sorted(script.get_heads())
+    heads = set(script.get_heads())
+    implied: set[str] = set()
+    stack = list(heads)
+    seen: set[str] = set()
+    while stack:
+        rev = script.get_revision(stack.pop())
+        if rev is None or rev.revision in seen:
+            continue
+        seen.add(rev.revision)
+        for parent in rev._all_down_revisions:
+            implied.add(parent)
+            stack.append(parent)
+    return sorted(heads - implied)

@@ -307,7 +307,7 @@ def _xlsx(content: bytes, name: str) -> Response:
 
 
 @get(["/backoffice/stations/template.xlsx", "/backoffice/documents/station-template.xlsx"],
-     guards=[auth.require_operator_any],
+     guards=[auth.require_operator_any], opt={"open_before_approval": True},  # B1 downloads, shown before approval
      sync_to_thread=True, include_in_schema=False)
 def station_template(db: Database, settings: Settings) -> Response:
     with db.session() as s:
@@ -316,7 +316,7 @@ def station_template(db: Database, settings: Settings) -> Response:
 
 
 @get(["/backoffice/facilities/template.xlsx", "/backoffice/documents/facility-template.xlsx"],
-     guards=[auth.require_operator_any],
+     guards=[auth.require_operator_any], opt={"open_before_approval": True},  # B1 downloads, shown before approval
      sync_to_thread=True, include_in_schema=False)
 def facility_template(db: Database, settings: Settings) -> Response:
     with db.session() as s:
@@ -814,7 +814,7 @@ def interconnection_reconfigure(request: Request, db: Database, settings: Settin
 
 
 @get("/backoffice/documents/{name:str}", guards=[auth.require_operator_any], sync_to_thread=True,
-     include_in_schema=False)
+     include_in_schema=False, opt={"open_before_approval": True})  # B1's guide documents, shown before approval
 def document(name: str, settings: Settings) -> Response:
     doc = documents.get(name, settings)
     if doc is None:

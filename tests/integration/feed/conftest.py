@@ -27,6 +27,14 @@ from services.settings import AppSettings, DatabaseSettings, FeedSettings, Setti
 _SEEDS = itertools.count(101)
 
 
+@pytest.fixture(autouse=True)
+def _only_this_tests_operators(engine: Engine) -> None:
+    """Feed tests sync "all operators": leave out endpoints earlier tests (of any domain) left behind,
+    whose simulated platforms are gone. Each test registers (and so re-enables) its own."""
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE feed_endpoints SET enabled = false WHERE enabled"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
