@@ -14,6 +14,7 @@ import math
 import re
 import threading
 from collections.abc import Iterator
+from dataclasses import fields
 from typing import Any
 
 import psycopg2
@@ -27,7 +28,8 @@ from services.settings import TileSettings
 from services.stations.filters import StationFilter
 from tiles.grid import WORLD_SIZE, TileAddress, cells_per_tile, cluster_cell_size, tile_bounds_3857
 
-__all__ = ["TileRenderer", "connect_kwargs", "station_tile_sql", "CRS_VALUES"]
+__all__ = ["TileRenderer", "connect_kwargs", "station_tile_sql", "filter_cells_where", "filter_uses_cells",
+           "CRS_VALUES"]
 
 CRS_VALUES = ("wgs84", "gcj02")
 _BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -35,6 +37,11 @@ _PYFORMAT = re.compile(r"%\(([A-Za-z_]\w*)\)s")
 _BUFFER = 64 / 4096
 CELL_TABLE_MAX_Z = 11  # levels kept in tile_cluster_cells (sql/functions/tile_cluster_cells.sql)
 CELL_TABLE_CELLS_PER_TILE = 8
+FILTER_CELL_MAX_Z = 8  # levels kept in tile_filter_cells (migration 0353)
+# Filter fields tile_filter_cells can answer exactly (every one a function of its key); a filter
+# that sets anything else (operator, district, q, exclude_operator, bbox/radius/route) clusters
+# per request.
+FILTER_CELL_FIELDS = frozenset({"station_type", "scale", "facility_type", "payment", "available", "min_power"})
 # GCJ-02 moves a point by well under 1 km; in Web Mercator metres that is < 2 km up to 55°N.
 _GCJ_SEARCH_MARGIN_M = 2000.0
 _GEOM = {
@@ -132,6 +139,36 @@ def station_tile_sql(flt: StationFilter, *, clusters: bool, crs: str) -> str:
             .replace("{{where}}", where))
 
 
+def filter_cells_where(flt: StationFilter, alias: str = "c") -> str:
+    """``flt``'s predicates over tile_filter_cells (psycopg2 paramstyle, StationFilter's binds).
+
+    Same semantics as ``StationFilter.where_sql``: visibility is built into the table, ``available``
+    is the stored ``connectors_free > 0`` of each station, ``min_power`` compares the exact
+    ``max_power_kw`` (stations without one are stored as -1 and never match, as NULL never does).
+    """
+    a = alias
+    preds = []
+    if flt.station_type:
+        preds.append(f"{a}.station_type = ANY(CAST(%(f_station_type)s AS int[]))")
+    if flt.scale:
+        preds.append(f"{a}.scale = ANY(CAST(%(f_scale)s AS varchar[]))")
+    if flt.facility_type:
+        preds.append(f"{a}.facility_types && CAST(%(f_facility_type)s AS varchar[])")
+    if flt.payment:
+        preds.append(f"{a}.payments && CAST(%(f_payment)s AS varchar[])")
+    if flt.available:
+        preds.append(f"{a}.available")
+    if flt.min_power is not None:
+        preds.append(f"{a}.max_power_kw >= %(f_min_power)s")
+    return " AND ".join(f"({p})" for p in preds) or "TRUE"
+
+
+def filter_uses_cells(flt: StationFilter) -> bool:
+    """Whether every field ``flt`` sets is answerable from tile_filter_cells."""
+    return all(not getattr(flt, f.name) or f.name in FILTER_CELL_FIELDS
+               for f in fields(flt) if f.name != "extra") and not flt.is_empty()
+
+
 def _gcj_offset_3857(z: int, x: int, y: int) -> tuple[float, float]:
     """GCJ-02 shift at the tile centre in Web Mercator metres (0, 0 outside China)."""
     minx, miny, maxx, maxy = tile_bounds_3857(z, x, y)
@@ -156,6 +193,7 @@ class TileRenderer:
         self._sql: dict[tuple[bool, str, str], str] = {}
         self._lock = threading.Lock()
         self._cells: bool | None = None
+        self._filter_cells: bool | None = None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -213,6 +251,25 @@ class TileRenderer:
                 return False
         return self._cells
 
+    @property
+    def has_filter_cell_table(self) -> bool:
+        """Whether the per-facet cluster cells (migration 0353) exist in this database."""
+        if self._filter_cells is None:
+            try:
+                with self.connection() as conn, conn.cursor() as cur:
+                    cur.execute("SELECT to_regclass('tile_filter_cells') IS NOT NULL")
+                    self._filter_cells = bool(cur.fetchone()[0])
+            except (psycopg2.Error, DatabaseUnavailable):
+                return False
+        return self._filter_cells
+
+    def uses_filter_cells(self, addr: TileAddress, flt: StationFilter, crs: str) -> bool:
+        """Filtered WGS84 cluster tiles up to FILTER_CELL_MAX_Z whose filter only tests station type,
+        scale, facility type, payment, availability and minimum power read the per-facet cells."""
+        return (addr.z < self.settings.cluster_below_zoom and addr.z <= FILTER_CELL_MAX_Z and crs == "wgs84"
+                and cells_per_tile(self.settings.cluster_cell_px) == CELL_TABLE_CELLS_PER_TILE
+                and filter_uses_cells(flt) and self.has_filter_cell_table)
+
     def uses_cells(self, addr: TileAddress, flt: StationFilter, crs: str) -> bool:
         """Unfiltered WGS84 cluster tiles read the per-cell aggregates (same grid, ids, positions)."""
         return (addr.z < self.settings.cluster_below_zoom and addr.z <= CELL_TABLE_MAX_Z and crs == "wgs84"
@@ -222,6 +279,16 @@ class TileRenderer:
     def station_statement(self, addr: TileAddress, flt: StationFilter, crs: str) -> tuple[str, dict[str, Any]]:
         if self.uses_cells(addr, flt, crs):
             return read_sql("queries/tile_cluster_cells.sql"), {"z": addr.z, "x": addr.x, "y": addr.y}
+        if self.uses_filter_cells(addr, flt, crs):
+            key = (True, "filter_cells", filter_cells_where(flt))
+            sql = self._sql.get(key)
+            if sql is None:
+                sql = read_sql("queries/tile_filter_cells.sql").replace("{{where}}", key[2])
+                with self._lock:
+                    if len(self._sql) > 512:
+                        self._sql.clear()
+                    self._sql[key] = sql
+            return sql, {**flt.sql_params(), "z": addr.z, "x": addr.x, "y": addr.y}
         clusters = addr.z < self.settings.cluster_below_zoom
         key = (clusters, crs, flt.where_sql("s"))
         sql = self._sql.get(key)
@@ -238,8 +305,10 @@ class TileRenderer:
 
     def stations(self, addr: TileAddress, flt: StationFilter, crs: str = "wgs84") -> bytes:
         sql, params = self.station_statement(addr, flt, crs)
-        # unfiltered statements are fixed text: prepare them; filtered ones vary, plan them per call
-        return self.query_bytes(sql, params, prepare=flt.is_empty())
+        # unfiltered and per-facet-cell statements are fixed text per filter shape (values are
+        # binds): prepare them; other filtered ones plan per call (selectivity varies by value)
+        prepare = flt.is_empty() or self.uses_filter_cells(addr, flt, crs)
+        return self.query_bytes(sql, params, prepare=prepare)
 
     def districts(self, addr: TileAddress, crs: str = "wgs84") -> bytes:
         dx, dy = _gcj_offset_3857(addr.z, addr.x, addr.y) if crs == "gcj02" else (0.0, 0.0)
