@@ -49,6 +49,7 @@ ROUTE_MODULES: list[str] = [
     "portal_site.routes.accounts",
     "portal_site.routes.backoffice",
     "portal_site.routes.portal",
+    "portal_site.routes.messaging",
     "portal_site.routes.archives",
     "portal_site.routes.subsidy",
 ]

@@ -168,6 +168,15 @@ class SupervisionSettings(BaseSettings):
 
     fault_threshold_min: int = 60
     fee_cap_yuan_per_kwh: float = 2.0
+    fee_cap_basis: str = Field(default="total", description="what the cap limits: total (electricity + service) or service")
+    snapshot_interval_s: int = Field(default=300, description="connector-state snapshots for the online-rate chart")
+    snapshot_keep_days: int = 31
+    feedback_per_ip_per_hour: int = 5
+    feedback_max_chars: int = 2000
+    feedback_max_photos: int = 3
+    feedback_photo_max_bytes: int = 3 * 1024 * 1024
+    proof_max_bytes: int = 10 * 1024 * 1024
+    proof_max_files: int = 10
     archive_max_distance_m: float = 200.0
 
 

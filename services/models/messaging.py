@@ -79,7 +79,7 @@ class MessageRecipient(Base):
     __table_args__ = (
         UniqueConstraint("message_id", "operator_pk"),
         CheckConstraint("confirmation IS NULL OR confirmation IN ('agree', 'disagree')", name="confirmation"),
-        CheckConstraint("confirmation IS NULL OR length(btrim(coalesce(confirmation_reason, ''))) > 0",
+        CheckConstraint("confirmation IS DISTINCT FROM 'disagree' OR length(btrim(coalesce(confirmation_reason, ''))) > 0",
                         name="confirmation_reason"),
         Index("ix_message_recipients_operator", "operator_pk", "message_id"),
     )

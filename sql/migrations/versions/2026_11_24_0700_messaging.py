@@ -55,7 +55,7 @@ def upgrade() -> None:
     sa.Column('confirmed_by', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.CheckConstraint("confirmation IS NULL OR confirmation IN ('agree', 'disagree')", name=op.f('ck_message_recipients_confirmation')),
-    sa.CheckConstraint("confirmation IS NULL OR length(btrim(coalesce(confirmation_reason, ''))) > 0", name=op.f('ck_message_recipients_confirmation_reason')),
+    sa.CheckConstraint("confirmation IS DISTINCT FROM 'disagree' OR length(btrim(coalesce(confirmation_reason, ''))) > 0", name=op.f('ck_message_recipients_confirmation_reason')),
     sa.ForeignKeyConstraint(['confirmed_by'], ['users.id'], name=op.f('fk_message_recipients_confirmed_by_users'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_message_recipients_message_id_messages'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['operator_pk'], ['operators.id'], name=op.f('fk_message_recipients_operator_pk_operators'), ondelete='CASCADE'),
