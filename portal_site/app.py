@@ -50,6 +50,8 @@ ROUTE_MODULES: list[str] = [
     "portal_site.routes.backoffice",
     "portal_site.routes.portal",
     "portal_site.routes.messaging",
+    "portal_site.routes.feedback",
+    "portal_site.routes.supervision",
     "portal_site.routes.archives",
     "portal_site.routes.subsidy",
 ]
