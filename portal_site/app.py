@@ -53,6 +53,7 @@ ROUTE_MODULES: list[str] = [
     "portal_site.routes.feedback",
     "portal_site.routes.supervision",
     "portal_site.routes.profile",
+    "portal_site.routes.dashboard",
     "portal_site.routes.archives",
     "portal_site.routes.subsidy",
 ]
