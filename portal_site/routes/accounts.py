@@ -16,13 +16,14 @@ from litestar.response import Redirect, Template
 from sqlalchemy import text
 
 from portal_site import auth
+from services.accounts import ratelimit
 from services.accounts import registration as reg
 from services.accounts.messaging import messenger_for
 from services.accounts.service import (authenticate, change_password, consume_code, issue_code, session_key,
                                       verified_code, verify_code)
 from services.accounts.validation import is_valid_email, is_valid_phone, password_problem
 from services.db import Database
-from services.errors import AppError, BadRequest
+from services.errors import AppError, BadRequest, RateLimited
 from services.settings import Settings
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -41,8 +42,17 @@ def _home_of(user: auth.CurrentUser | None) -> str:
     return "/admin/" if user.is_regulator else "/backoffice/"
 
 
-def _page(name: str, status: int = 200, **context: Any) -> Template:
-    return Template(template_name=name, context=context, status_code=status)
+def _page(name: str, status: int = 200, *, retry_after: int | None = None, **context: Any) -> Template:
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return Template(template_name=name, context=context, status_code=status, headers=headers)
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _retry_after(exc: AppError) -> int | None:
+    return getattr(exc, "retry_after", None) if isinstance(exc, RateLimited) else None
 
 
 # --- login / logout ----------------------------------------------------------------------------
@@ -60,11 +70,15 @@ def login_submit(request: Request, db: Database, settings: Settings, data: Form)
     login = (data.get("login") or "").strip()
     password = data.get("password") or ""
     nxt = _safe_next(data.get("next"), "")
+    ip, limit = _client_ip(request), ratelimit.limit_for("login", settings)
     try:
+        ratelimit.check(db, limit, ip)  # per client IP, before the password is even looked at
         with db.session() as s:
             user_id = authenticate(s, login, password, settings.accounts)
+            ratelimit.refund(s, limit, ip)  # only failed attempts count against the IP
     except AppError as exc:
-        return _page("accounts/login.html", status=400, error=exc.message, login=login, next=nxt)
+        return _page("accounts/login.html", status=exc.status_code, retry_after=_retry_after(exc), error=exc.message,
+                     login=login, next=nxt)
     cookie = auth.login_user(request, user_id)
     return Redirect(nxt or _home_of(auth.current_user(request)), cookies=[cookie])
 
@@ -88,9 +102,9 @@ def _sk(request: Request) -> str:
     return session_key(auth.session_secret(request))
 
 
-def _step1(status: int = 200, **ctx: Any) -> Template:
+def _step1(status: int = 200, *, retry_after: int | None = None, **ctx: Any) -> Template:
     ctx.setdefault("email", "")
-    return _page("accounts/register_step1.html", status=status, step=1, **ctx)
+    return _page("accounts/register_step1.html", status=status, retry_after=retry_after, step=1, **ctx)
 
 
 @get("/register", sync_to_thread=False, include_in_schema=False)
@@ -106,6 +120,8 @@ def register_send_code(request: Request, db: Database, settings: Settings, data:
     if not is_valid_email(email):
         return _step1(400, email=email, agreed=agreed, error="请输入有效的企业邮箱 / enter a valid e-mail address")
     try:
+        ratelimit.check(db, ratelimit.limit_for("code", settings), _client_ip(request))
+        # the code and the e-mail's outbox row commit together; the e-mail is sent after the commit
         with db.session() as s:
             code = issue_code(s, "register", "email", email, settings.accounts, session_key=_sk(request))
             minutes = settings.accounts.code_ttl_s // 60
@@ -114,8 +130,8 @@ def register_send_code(request: Request, db: Database, settings: Settings, data:
                 f"您的注册验证码是 {code}，{minutes} 分钟内有效。如非本人操作，请忽略本邮件。\n"
                 f"Your registration code is {code}; it is valid for {minutes} minutes.")
     except AppError as exc:
-        return _step1(exc.status_code, email=email, agreed=agreed, error=exc.message)
-    if not delivered:
+        return _step1(exc.status_code, retry_after=_retry_after(exc), email=email, agreed=agreed, error=exc.message)
+    if not delivered:  # the send (after the commit) failed: the outbox row keeps the message and the error
         return _step1(503, email=email, agreed=agreed,
                       error="邮件发送失败，请稍后（1 分钟后）重试 / the e-mail could not be sent: retry in a minute")
     return _step1(email=email, agreed=agreed, code_sent=True,
@@ -192,16 +208,18 @@ def forgot_send_code(request: Request, db: Database, settings: Settings, data: F
         return _page("accounts/forgot_password.html", status=400, phone=phone,
                      error="请输入有效的 11 位手机号 / enter a valid 11-digit mobile number")
     try:
+        ratelimit.check(db, ratelimit.limit_for("code", settings), _client_ip(request))
         with db.session() as s:
-            # a code is issued (and rate-limited) for unknown phones too, but only sent to real ones
+            # a code is issued (and rate-limited) for unknown phones too, but only sent to real ones;
+            # the SMS goes out after the commit
             code = issue_code(s, "reset_password", "sms", phone, settings.accounts)
             known = s.execute(text("SELECT 1 FROM users WHERE phone = :p AND is_active"), {"p": phone}).first()
             if known:
                 messenger_for(settings.mail).sms(
                     s, phone, f"【珠海充电】您正在重置密码，验证码 {code}，{settings.accounts.code_ttl_s // 60} 分钟内有效。")
     except AppError as exc:
-        return _page("accounts/forgot_password.html", status=exc.status_code, phone=phone, code_sent=True,
-                     error=exc.message)
+        return _page("accounts/forgot_password.html", status=exc.status_code, retry_after=_retry_after(exc),
+                     phone=phone, code_sent=True, error=exc.message)
     return _page("accounts/forgot_password.html", phone=phone, code_sent=True, notice=NEUTRAL_SENT)
 
 

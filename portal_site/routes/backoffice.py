@@ -119,11 +119,53 @@ def registration_resubmit(request: Request, db: Database, data: Form) -> Templat
 
 
 # --- regulators ----------------------------------------------------------------------------------
+# The regulators' review queues on /admin/: (key, zh, en, table, state, list link, item link, SQL of the items).
+# The states are the ones regulators act on (services/archives/workflows.py, services/subsidy/states.py).
+ADMIN_QUEUES: list[tuple[str, str, str, str, str, str, str, str]] = [
+    ("stations", "站点档案待审核", "Station archives to review", "station_archives", "under_review",
+     "/admin/stations?state=under_review", "/admin/stations/{id}",
+     "SELECT a.id, coalesce(a.name, a.station_id) AS title, o.name AS operator_name, a.submitted_at AS at "
+     "FROM station_archives a JOIN operators o ON o.id = a.operator_pk WHERE a.state = :state"),
+    ("facilities", "设施档案待审核", "Facility archives to review", "facility_archives", "under_review",
+     "/admin/facilities?state=under_review", "/admin/facilities/{id}",
+     "SELECT a.id, coalesce(a.equipment_name, a.equipment_id) AS title, o.name AS operator_name, "
+     "a.submitted_at AS at FROM facility_archives a JOIN operators o ON o.id = a.operator_pk WHERE a.state = :state"),
+    ("interconnection", "互联互通待审核", "Interconnection requests to review", "facility_archives", "ic_review",
+     "/admin/interconnection", "/admin/facilities/{id}",
+     "SELECT a.id, coalesce(a.equipment_name, a.equipment_id) AS title, o.name AS operator_name, "
+     "a.updated_at AS at FROM facility_archives a JOIN operators o ON o.id = a.operator_pk WHERE a.state = :state"),
+    ("subsidy", "补贴申请待审核", "Subsidy applications to review", "subsidy_applications", "submitted",
+     "/admin/subsidy/applications?state=submitted", "/admin/subsidy/applications/{id}",
+     "SELECT a.id, a.station_name AS title, o.name AS operator_name, a.submitted_at AS at "
+     "FROM subsidy_applications a JOIN operators o ON o.id = a.operator_pk WHERE a.state = :state"),
+]
+ADMIN_QUEUE_ITEMS = 5
+
+
+def _admin_queues(s: Any) -> list[dict[str, Any]]:
+    """Each review queue with its count and its oldest items (first come, first served); a queue
+    whose table does not exist yet is left out."""
+    queues = []
+    for key, zh, en, table, state, href, item_href, items_sql in ADMIN_QUEUES:
+        count = _count(s, f"SELECT count(*) FROM {table} WHERE state = :state", {"state": state}, table)
+        if count is None:
+            continue
+        items = s.execute(text(f"{items_sql} ORDER BY at NULLS LAST, a.id LIMIT :n"),
+                          {"state": state, "n": ADMIN_QUEUE_ITEMS}).mappings().all() if count else []
+        queues.append({"key": key, "zh": zh, "en": en, "count": count, "href": href,
+                       "rows": [dict(i, href=item_href.format(id=i["id"])) for i in items]})
+    return queues
+
+
 @get("/admin/", guards=[auth.require_regulator], sync_to_thread=True, include_in_schema=False)
 def admin_home(request: Request, db: Database) -> Template:
     with db.session() as s:
-        pending = len(reg.list_registrations(s, "submitted"))
-    return Template("admin/home.html", context={"pending": pending})
+        registrations_pending = reg.list_registrations(s, "submitted")
+        queues = _admin_queues(s)
+    registrations_pending.sort(key=lambda r: (r["submitted_at"] is None, r["submitted_at"]))  # oldest first
+    return Template("admin/home.html", context={
+        "pending": len(registrations_pending), "registrations": registrations_pending[:ADMIN_QUEUE_ITEMS],
+        "queues": queues})
 
 
 @get("/admin/registrations", guards=[auth.require_regulator], sync_to_thread=True, include_in_schema=False)
@@ -161,17 +203,11 @@ def registration_decide(request: Request, db: Database, settings: Settings, oper
     if action not in ("approve", "reject"):
         raise NotFoundException("no such action")
     user = auth.current_user(request)
+    # the decision, the operator's inbox message and the e-mail's outbox row commit together;
+    # the e-mail is sent after the commit
     with db.session() as s:
-        reg.apply(s, operator_pk, action, user, data.get("reason"))
-        row = reg.get_registration(s, operator_pk)
-        if row and row["email"]:
-            if action == "approve":
-                subject, body = "注册审核通过", (f"{row['name']}：您的注册申请已审核通过，现在可以登录监管子系统使用全部功能。\n"
-                                               f"{settings.app.public_url}/login")
-            else:
-                subject, body = "注册审核未通过", (f"{row['name']}：您的注册申请未通过审核。原因：{data.get('reason')}\n"
-                                                 f"请登录后在“运营商概览”中修改注册信息并重新提交。{settings.app.public_url}/login")
-            messenger_for(settings.mail).email(s, row["email"], subject, body)
+        reg.decide(s, operator_pk, action, user, data.get("reason"), messenger=messenger_for(settings.mail),
+                   public_url=str(settings.app.public_url))
     return Redirect(f"/admin/registrations/{operator_pk}?done=1")
 
 

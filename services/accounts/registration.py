@@ -20,7 +20,8 @@ from services.models.accounts import User
 from services.models.core import AuditLog, Operator
 from services import workflow as wf
 
-__all__ = ["REGISTRATION", "RegistrationForm", "allowed_actions", "apply", "get_registration", "history",
+__all__ = ["REGISTRATION", "RegistrationForm", "allowed_actions", "apply", "decide", "decision_texts",
+           "get_registration", "history",
            "list_registrations", "submit_registration", "update_registration"]
 
 OPERATORS = Operator.__table__
@@ -187,6 +188,37 @@ def apply(session: Any, operator_pk: int, action: str, actor: CurrentUser, reaso
     else:
         op.submitted_at = t
     session.flush()
+    return new
+
+
+def decision_texts(name: str, action: str, reason: str | None, public_url: str) -> tuple[str, str]:
+    """(title, body) telling the operator the outcome of the review (inbox message and e-mail)."""
+    if action == "approve":
+        return "注册审核通过", (f"{name}：您的注册申请已审核通过，现在可以登录监管子系统使用全部功能。\n"
+                               f"{public_url}/login")
+    return "注册审核未通过", (f"{name}：您的注册申请未通过审核。原因：{reason}\n"
+                             f"请登录后在“运营商概览”中修改注册信息并重新提交。{public_url}/login")
+
+
+def decide(session: Any, operator_pk: int, action: str, actor: CurrentUser, reason: str | None = None, *,
+           messenger: Any = None, public_url: str = "") -> str:
+    """A regulator's decision (approve | reject with a reason), and the operator is told of it.
+
+    In the caller's transaction: the state change (:func:`apply`), a message in the operator's
+    B8 inbox (``notify_operator``) and, when ``messenger`` is given and the registration has an
+    e-mail, the e-mail's outbox row (sent only after the commit). Returns the new state.
+    """
+    if action not in ("approve", "reject"):
+        raise NotFound("no such action")
+    new = apply(session, operator_pk, action, actor, reason)
+    from services.messaging.notify import notify_operator
+
+    op = session.get(Operator, operator_pk)
+    title, body = decision_texts(op.name, action, (reason or "").strip(), public_url.rstrip("/"))
+    notify_operator(session, operator_pk, title, body, kind="workflow",
+                    link="/backoffice/" if action == "approve" else "/backoffice/registration")
+    if messenger is not None and op.email:
+        messenger.email(session, op.email, title, body)
     return new
 
 
