@@ -272,7 +272,8 @@
     var geo = 'geo:' + wgs[1].toFixed(6) + ',' + wgs[0].toFixed(6) + '?q=' + wgs[1].toFixed(6) + ',' + wgs[0].toFixed(6)
             + '(' + encodeURIComponent(d.name) + ')';
     h += '<div class="actions"><a class="btn nav-link" target="_blank" rel="noopener" href="' + esc(nav) + '">' + esc(T.navigate) + '</a>'
-       + '<a class="geo-link" href="' + esc(geo) + '">' + esc(T.open_in_map) + '</a></div>';
+       + '<a class="geo-link" href="' + esc(geo) + '">' + esc(T.open_in_map) + '</a>'
+       + '<a class="report-link" href="/feedback?station=' + encodeURIComponent(popupStation ? popupStation.id : '') + '">' + esc(T.report_problem || (document.documentElement.lang === 'en' ? 'Give feedback' : '反馈问题')) + '</a></div>';
     return h;
   }
 

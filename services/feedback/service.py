@@ -16,10 +16,10 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from services.accounts.service import CurrentUser
@@ -58,7 +58,7 @@ def new_ticket(now: datetime | None = None) -> str:
     >>> t = new_ticket(datetime(2026, 11, 24)); t[:10], len(t)
     ('ZH20261124', 16)
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(timezone(timedelta(hours=8)))  # the date people in Zhuhai see
     return f"ZH{now:%Y%m%d}" + "".join(secrets.choice(_TICKET_CHARS) for _ in range(6))
 
 

@@ -1,0 +1,140 @@
+"""A citizen reports a problem from a station popup on the map and gets a ticket number, then
+looks it up; real headless Chromium against the app served by uvicorn.
+
+Screenshots: test-artifacts/feedback-popup.png, feedback-form.png, feedback-ticket.png.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--use-angle=swiftshader",
+                 "--enable-unsafe-swiftshader"]
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 300
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def station(engine):  # noqa: ANN001, ANN201
+    from bench.generate import clear_generated, generate_stations
+
+    with engine.begin() as conn:
+        generate_stations(conn, 20, region="zhuhai", prefix="FB", seed=11, operators=2)
+        conn.execute(text("UPDATE stations s SET district_adcode = d.adcode FROM districts d "
+                          "WHERE ST_Intersects(d.geom, s.geom) AND s.district_adcode IS NULL AND s.operator_id LIKE 'FB%'"))
+        conn.execute(text("UPDATE stations SET interconnected = true WHERE operator_id LIKE 'FB%'"))
+        row = conn.execute(text("SELECT id, name, ST_X(geom) AS lng, ST_Y(geom) AS lat FROM stations "
+                                "WHERE operator_id LIKE 'FB%' AND feed_state = 'active' ORDER BY id LIMIT 1")).one()
+    from services.stations.summary import bump_version
+
+    with engine.begin() as conn:
+        bump_version(conn, "stations")
+    yield dict(row._mapping)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM feedback WHERE station_pk IN (SELECT id FROM stations WHERE operator_id LIKE 'FB%')"))
+        clear_generated(conn, "FB")
+
+
+@pytest.fixture(scope="module")
+def server(settings, database, station) -> Iterator[str]:  # noqa: ANN001
+    import uvicorn
+
+    from portal_site.app import create_app
+
+    app = create_app(settings, database=database)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                        timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():  # noqa: ANN201
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _wait_idle(page) -> None:  # noqa: ANN001
+    page.wait_for_function("window.zhMap && window.zhMap.map.loaded() && window.zhMap.isIdle "
+                           "&& window.zhMap.map.areTilesLoaded()", timeout=60_000)
+
+
+def test_report_a_problem_from_the_station_popup(server, browser, station, engine, artifacts, tmp_path) -> None:  # noqa: ANN001
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/map")
+    _wait_idle(page)
+    page.evaluate(f"zhMap.map.jumpTo({{center: [{station['lng']}, {station['lat']}], zoom: 17}})")
+    _wait_idle(page)
+    xy = page.evaluate(f"""() => {{
+        const f = zhMap.map.queryRenderedFeatures({{layers: ['stations']}}).find(f => f.id === {station['id']});
+        return f ? zhMap.map.project(f.geometry.coordinates) : null; }}""")
+    assert xy, "the station is not drawn on the map"
+    box = page.locator("#map").bounding_box()
+    page.mouse.click(box["x"] + xy["x"], box["y"] + xy["y"])
+    popup = page.locator(".station-popup")
+    popup.wait_for(state="visible", timeout=10_000)
+    link = popup.locator("a.report-link")
+    link.wait_for(timeout=10_000)
+    assert link.get_attribute("href") == f"/feedback?station={station['id']}"
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(artifacts / "feedback-popup.png"))
+
+    link.click()
+    page.wait_for_url(f"**/feedback?station={station['id']}")
+    assert station["name"] in page.locator("#feedback-form").inner_text()
+    page.check("input[name=kind][value=repair]")
+    page.fill("#body", "3号充电枪插枪后无法启动，屏幕显示故障代码 E05。")
+    photo = tmp_path / "gun.jpg"
+    photo.write_bytes(JPEG)
+    page.set_input_files("#photos", str(photo))
+    page.fill("#contact", "13912345678")
+    page.screenshot(path=str(artifacts / "feedback-form.png"), full_page=True)
+    page.click("#feedback-form button[type=submit]")
+    page.locator("#ticket-number").wait_for(timeout=10_000)
+    ticket = page.locator("#ticket-number").inner_text().strip()
+    assert ticket.startswith("ZH") and len(ticket) == 16
+    page.screenshot(path=str(artifacts / "feedback-ticket.png"), full_page=True)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT f.station_pk, f.state, o.operator_id, "
+                                "(SELECT count(*) FROM feedback_photos p WHERE p.feedback_id = f.id) AS photos "
+                                "FROM feedback f JOIN operators o ON o.id = f.operator_pk WHERE f.ticket = :t"),
+                           {"t": ticket}).one()
+    assert row.station_pk == station["id"] and row.state == "submitted" and row.photos == 1
+    assert row.operator_id.startswith("FB")
+
+    # the citizen looks the ticket up from the form
+    page.goto(server + "/feedback/lookup")
+    page.fill("#ticket", ticket.lower())
+    page.click("form[action='/feedback/lookup'] button")
+    page.locator("#feedback-state").wait_for(timeout=10_000)
+    assert page.locator("#feedback-state").inner_text() == "已提交"
+    assert not errors, errors
+    page.close()
