@@ -35,3 +35,15 @@ def test_notify_operators_dedupes_and_rolls_back_with_the_caller(database: Datab
         assert conn.execute(text("SELECT count(*) FROM messages WHERE id = :id"), {"id": mid2}).scalar() == 0
     with pytest.raises(ValueError), database.session() as s:
         notify_operators(s, [], "t", "b")
+
+
+def test_demo_content_is_idempotent(database: Database, engine) -> None:  # noqa: ANN001
+    from services.messaging.demo import ensure_demo_content
+
+    create_operator_user(engine)
+    with database.session() as s:
+        first = ensure_demo_content(s)
+    with database.session() as s:
+        second = ensure_demo_content(s)
+    assert first["notices"] == 3 and first["tasks"] == 1 and first["feedback"] >= 1
+    assert second == {"notices": 0, "feedback": 0, "tasks": 0}
