@@ -46,6 +46,7 @@ def dashboard(request: Request, db: Database, settings: Settings) -> Template:
                    **{f"{x}_{p}": [r[f"{x}_{p}"] for r in t["prices_by_operator"].rows[:12]] for x in "es" for p in PERIODS}},
         "state_labels": {k: (v[1] if lang == "en" else v[0]) for k, v in dash.STATE_LABELS.items()},
         "period_labels": {p: (v[0][1] if lang == "en" else v[0][0]) for p, v in PERIODS.items()},
+        "fee_labels": {"e": "electricity" if lang == "en" else "电费", "s": "service" if lang == "en" else "服务费"},
     }
     return Template("dashboard/dashboard.html", context={
         "d": d, "tables": t, "charts": _json(charts), "fmt_dt": fmt_dt, "hours": hours_i, "lang": lang,

@@ -138,3 +138,52 @@ def test_report_a_problem_from_the_station_popup(server, browser, station, engin
     assert page.locator("#feedback-state").inner_text() == "已提交"
     assert not errors, errors
     page.close()
+
+
+def _login(page, server: str, account: dict) -> None:  # noqa: ANN001
+    page.goto(server + "/login")
+    page.fill("#login", account["account_name"])
+    page.fill("#password", account["password"])
+    page.click("form button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def test_back_office_pages_render(server, browser, station, engine, database, artifacts) -> None:  # noqa: ANN001
+    """The operator's inbox (two panes, unread marks, reply window) and the regulator's dashboard with its charts."""
+    from services.messaging.demo import ensure_demo_content
+    from services.supervision.dashboard import take_snapshot
+    from tests.accounts_helpers import create_operator_user, create_regulator
+
+    op = create_operator_user(engine, operator_id="FB0000001"[:9])
+    with database.session() as s:
+        ensure_demo_content(s)
+    take_snapshot(engine, __import__("services.settings", fromlist=["x"]).SupervisionSettings(), force=True)
+    ctx = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _login(page, server, op)
+    page.goto(server + "/backoffice/messages")
+    assert page.locator(".msg-list li.unread").count() >= 1
+    page.locator(".msg-list li", has_text="安全检查").first.locator("a").click()
+    page.locator("#msg-content h2").wait_for()
+    page.wait_for_timeout(300)
+    assert "安全检查" in page.locator("#msg-content h2").inner_text()
+    assert page.locator("input[name=choice]").count() == 2
+    page.screenshot(path=str(artifacts / "messages-inbox.png"), full_page=True)
+    ctx.close()
+
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    _login(page, server, create_regulator(engine))
+    page.goto(server + "/admin/dashboard")
+    page.wait_for_function("document.querySelectorAll('canvas').length === 4 && "
+                           "[...document.querySelectorAll('canvas')].every(c => c.width > 0)")
+    page.wait_for_timeout(500)
+    assert page.locator("#t-connectors_by_district tbody tr").count() >= 1
+    page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+    page.goto(server + "/admin/feedback")
+    page.screenshot(path=str(artifacts / "admin-feedback.png"))
+    ctx.close()
+    assert not errors, errors
