@@ -238,7 +238,8 @@ class StationFilter:
             if f.name == "extra":
                 continue
             v = getattr(self, f.name)
-            if v in (None, (), False):
+            # explicit: 0 (min_power=0) is a filter, only None/()/False mean "not set"
+            if v is None or v == () or v is False:
                 continue
             if isinstance(v, tuple) and f.name != "route":
                 v = ",".join(sorted(str(x) for x in v))

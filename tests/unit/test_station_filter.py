@@ -74,3 +74,9 @@ def test_route_from_wkt_and_polyline() -> None:
     assert parse_route("_p~iF~ps|U_ulLnnqC_mqNvxq`@")[0] == (-120.2, 38.5)
     f = StationFilter.from_params(p(route="LINESTRING(113.5 22.2, 113.6 22.3)"))
     assert f.corridor == 1000.0 and f.route_wkt().startswith("LINESTRING(")
+
+
+def test_zero_min_power_is_a_filter_not_unset() -> None:
+    f = StationFilter.from_params(p(min_power=0))
+    assert not f.is_empty()
+    assert "min_power=0" in f.cache_key()
