@@ -154,10 +154,17 @@ def test_back_office_pages_render(server, browser, station, engine, database, ar
     from services.supervision.dashboard import take_snapshot
     from tests.accounts_helpers import create_operator_user, create_regulator
 
-    op = create_operator_user(engine, operator_id="FB0000001"[:9])
+    from services.messaging.notify import notify_operator, notify_operators
+    from services.settings import SupervisionSettings
+
+    op = create_operator_user(engine, operator_id="FB0000001")
     with database.session() as s:
-        ensure_demo_content(s)
-    take_snapshot(engine, __import__("services.settings", fromlist=["x"]).SupervisionSettings(), force=True)
+        ensure_demo_content(s)  # for an earlier operator, when another test created it first
+        notify_operators(s, [op["operator_pk"]], "关于开展2026年冬季充电设施安全检查的通知",
+                         "各运营商：\n请于12月15日前完成所辖充电站的消防、电气安全自查。\n请确认是否能按期完成。",
+                         kind="notice", requires_confirmation=True, sender_name="珠海市发展和改革局")
+        notify_operator(s, op["operator_pk"], "站点档案审核通过", "站点档案已通过审核。", link="/backoffice/stations")
+    take_snapshot(engine, SupervisionSettings(), force=True)
     ctx = browser.new_context(viewport={"width": 1280, "height": 860})
     page = ctx.new_page()
     errors: list[str] = []
