@@ -9,7 +9,6 @@ Running it again changes nothing but the live rate and a fresh sync.
 
 from __future__ import annotations
 
-import importlib
 import os
 import signal
 import subprocess
@@ -146,28 +145,36 @@ def load_demo(settings: Settings, *, stations: int = 1500, operators: int = 6, p
         with engine.connect() as conn:
             active = conn.execute(text("SELECT count(*) FROM stations WHERE feed_state = 'active'")).scalar()
         echo(f"{active} active stations on the map")
-        _demo_accounts(engine, [(op["operator_id"], op["name"]) for op in sim_ops], echo)
+        _demo_back_office(engine, settings, [(op["operator_id"], op["name"]) for op in sim_ops], echo)
         return all(r.ok for r in results)
     finally:
         engine.dispose()
 
 
-def _demo_accounts(engine, operators: list[tuple[str, str]], echo: Callable[[str], None]) -> None:  # noqa: ANN001
-    """Call services.accounts.demo.ensure_demo_accounts when that module exists."""
-    try:
-        mod = importlib.import_module("services.accounts.demo")
-    except ModuleNotFoundError:
-        return
-    ensure = getattr(mod, "ensure_demo_accounts", None)
-    if ensure is None:
-        return
+def _demo_back_office(engine, settings: Settings, operators: list[tuple[str, str]],  # noqa: ANN001
+                      echo: Callable[[str], None]) -> None:
+    """Demo accounts, archives in several states, subsidy rules and messages, so every page has content."""
+    from sqlalchemy import text
+    from sqlalchemy.orm import Session
+
+    from services.accounts.demo import ensure_demo_accounts
+    from services.archives.demo import ensure_demo_archives
+    from services.subsidy.demo import ensure_demo_subsidy
+
     with engine.begin() as conn:
-        logins = ensure(conn, operators)
-    if not logins:
-        return
-    echo("demo logins:")
-    for item in logins if isinstance(logins, (list, tuple)) else [logins]:
-        if isinstance(item, dict):
-            echo("  " + "  ".join(f"{k}={v}" for k, v in item.items()))
-        else:
-            echo(f"  {item}")
+        logins = ensure_demo_accounts(conn, operators)
+        pks = [r[0] for r in conn.execute(text("SELECT id FROM operators WHERE operator_id = ANY(:ids) ORDER BY id"),
+                                          {"ids": [op for op, _ in operators]})]
+        ensure_demo_archives(conn, pks, upload_dir=settings.app.upload_dir)
+    with Session(engine) as session, session.begin():
+        ensure_demo_subsidy(session)
+        _demo_messages(session)
+    echo("demo logins (http://127.0.0.1:8000/login):")
+    for item in logins:
+        echo("  " + "  ".join(f"{k}={v}" for k, v in item.items()))
+
+
+def _demo_messages(session) -> None:  # noqa: ANN001
+    from services.messaging.demo import ensure_demo_content
+
+    ensure_demo_content(session)

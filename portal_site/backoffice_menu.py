@@ -44,6 +44,7 @@ ADMIN_MENU: list[MenuEntry] = [
     MenuEntry("review", "站点档案审核", "Station archives", "/admin/stations", False),
     MenuEntry("review", "设施档案审核", "Facility archives", "/admin/facilities", False),
     MenuEntry("review", "互联互通审核", "Interconnection", "/admin/interconnection", False),
+    MenuEntry("review", "运营商信息变更", "Profile changes", "/admin/profile-changes", False),
     MenuEntry("subsidy", "补贴管理", "Subsidies", "/admin/subsidy/", False),
     MenuEntry("communication", "消息通知", "Messages", "/admin/messages", False),
     MenuEntry("communication", "意见反馈", "Feedback", "/admin/feedback", False),

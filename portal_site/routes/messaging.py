@@ -67,7 +67,7 @@ def inbox(request: Request, db: Database) -> Template:
     return _inbox_page(db, auth.current_user(request), None, only if only in ("unread", "confirm") else None)
 
 
-@get("/backoffice/messages/unread", guards=[auth.require_operator_any], sync_to_thread=True, include_in_schema=False)
+@get("/backoffice/messages/unread", guards=[auth.require_operator], sync_to_thread=True, include_in_schema=False)
 def unread(request: Request, db: Database) -> dict[str, int]:
     """``{"unread": n}`` for a badge in the menu."""
     with db.session() as s:
