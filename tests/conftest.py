@@ -7,6 +7,7 @@ several test runs can share one server, and are dropped at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import Iterator
@@ -117,3 +118,61 @@ def truncate(engine: Engine, *tables: str) -> None:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+# --- live servers and the browser (shared by every browser test) --------------------------------
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--use-angle=swiftshader",
+                 "--enable-unsafe-swiftshader"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_app(app) -> Iterator[str]:  # noqa: ANN001
+    """Serve an ASGI app with uvicorn in a daemon thread on a free loopback port; yields its URL."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                        timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(settings: Settings, database: Database) -> Iterator[str]:
+    """The whole app under uvicorn, for browser tests (modules may override it to seed data first)."""
+    from portal_site.app import create_app
+
+    with serve_app(create_app(settings, database=database)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():  # noqa: ANN201
+    """Debian's headless Chromium through Playwright (never a downloaded browser)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()

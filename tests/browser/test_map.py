@@ -5,24 +5,15 @@ Screenshots go to test-artifacts/map.png (desktop, popup open) and map-phone.png
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
+
+from tests.conftest import serve_app
 from sqlalchemy import text
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--use-angle=swiftshader",
-                 "--enable-unsafe-swiftshader"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,34 +33,10 @@ def live_data(engine):  # noqa: ANN001, ANN201
 
 @pytest.fixture(scope="module")
 def server(settings, database, live_data) -> Iterator[str]:  # noqa: ANN001
-    import uvicorn
-
     from portal_site.app import create_app
 
-    app = create_app(settings, database=database)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                        timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():  # noqa: ANN201
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with serve_app(create_app(settings, database=database)) as url:
+        yield url
 
 
 def wait_idle(page, timeout: float = 60_000) -> None:  # noqa: ANN001

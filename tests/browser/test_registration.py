@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
-import socket
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
@@ -22,46 +19,6 @@ from tests.accounts_helpers import create_regulator, insert_station, random_oper
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--use-angle=swiftshader",
-                 "--enable-unsafe-swiftshader"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(settings, database) -> Iterator[str]:  # noqa: ANN001
-    import uvicorn
-
-    from portal_site.app import create_app
-
-    app = create_app(settings, database=database)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                        timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():  # noqa: ANN201
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _outbox_code(engine, recipient: str) -> str:  # noqa: ANN001

@@ -6,60 +6,27 @@ Screenshots: test-artifacts/search-filtered.png, search-reset.png, search-en.png
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+
+from tests.conftest import serve_app
 from sqlalchemy import text
 
 from tests.integration.search.conftest import make_search_app, search_data  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--use-angle=swiftshader",
-                 "--enable-unsafe-swiftshader"]
 OPS = ["SGN000001", "SGN000002"]
 DISTRICT = "440402"
 VIEW = {"center": [113.55, 22.25], "zoom": 13.2}  # above the cluster zoom: single stations
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(db_url, tmp_path_factory, database, search_data) -> Iterator[str]:  # noqa: ANN001, F811
-    import uvicorn
-
-    app = make_search_app(db_url, tmp_path_factory.mktemp("search-browser"), database)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                        timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():  # noqa: ANN201
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with serve_app(make_search_app(db_url, tmp_path_factory.mktemp("search-browser"), database)) as url:
+        yield url
 
 
 def _wait_idle(page) -> None:  # noqa: ANN001
