@@ -197,10 +197,24 @@ class Cluster:
             return False
         (self.data_dir / "log").mkdir(exist_ok=True)
         self._owner_setup(self.data_dir / "log")
-        self._pg_ctl("start", "-w", "-t", "120", "-l", str(self.data_dir / "log" / "startup.log"))
+        startup_log = self.data_dir / "log" / "startup.log"
+        try:
+            self._pg_ctl("start", "-w", "-t", "120", "-l", str(startup_log))
+        except ClusterError as exc:
+            reasons = [ln.split("  ", 1)[-1] for ln in self._tail(startup_log) if "FATAL" in ln or "could not" in ln]
+            raise ClusterError(f"the private cluster did not start on 127.0.0.1:{self.port}: "
+                               + ("; ".join(reasons) or exc.message)
+                               + f" (log: {startup_log}; another port: ZHCHARGE_PG_PORT)") from exc
         self._wait_ready()
         self._ensure_database()
         return True
+
+    @staticmethod
+    def _tail(path: Path, lines: int = 20) -> list[str]:
+        try:
+            return path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return []
 
     def stop(self) -> bool:
         if not self.status().running:
