@@ -20,6 +20,7 @@ _STATION_FIELDS = {
     "connectors_total": "Number: connectors (clusters: sum over members)",
     "connectors_free": "Number: connectors free now (clusters: sum over members)",
     "availability": "String: free | busy | offline | unknown",
+    "status": "String: the same as availability (free | busy | offline | unknown)",
     "point_count": "Number: stations in the cluster (cluster features only)",
 }
 _DISTRICT_FIELDS = {

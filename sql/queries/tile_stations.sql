@@ -17,7 +17,7 @@ FROM (
     SELECT p.id, p.name, p.operator_id AS operator, coalesce(o.short_name, o.name) AS operator_name,
            p.station_type, array_to_string(p.facility_types, ',') AS facility_types,
            p.max_power_kw::float8 AS max_power_kw, p.connectors_total, p.connectors_free,
-           p.availability,
+           p.availability, p.availability AS status,
            ST_AsMVTGeom(p.g, b.env, 4096, 64, true) AS geom
     FROM pts p
     CROSS JOIN b
