@@ -52,60 +52,12 @@ TIPG_PROPERTIES = "id,name,operator_id,station_type,facility_types,max_power_kw,
 
 
 # --- databases -------------------------------------------------------------------------------------
-def _server_url() -> str:
-    from services.dbcluster import Cluster, database_url
-    from services.settings import DatabaseSettings
-
-    settings = DatabaseSettings()
-    if settings.embedded:
-        Cluster(settings).start()
-    return database_url(settings)
-
-
-def _migrate(engine) -> None:  # noqa: ANN001
-    from services import migrate
-
-    try:
-        migrate.upgrade(engine)
-    except KeyError:
-        # alembic can trip over cross-branch depends_on when upgrading all heads at once
-        for head in migrate.head_revisions(engine):
-            migrate.upgrade(engine, head)
-
-
 def ensure_database(scale: str, n: int, region: str) -> str:
     """The benchmark database of a scale, with exactly ``n`` generated stations."""
-    from bench.generate import clear_generated, generate_stations
-    from services.geography import load_districts_into_db
+    from bench.generate import bench_database
 
-    name = f"zhcharge_bench_tiles_{scale}"
-    server = make_url(_server_url())
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
-                              "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"))
-    admin.dispose()
-    url = server.set(database=name).render_as_string(hide_password=False)
-    engine = create_engine(url)
-    _migrate(engine)
-    with engine.begin() as conn:
-        load_districts_into_db(conn)
-        have = conn.execute(text("SELECT count(*) FROM stations WHERE operator_id LIKE 'GEN%'")).scalar()
-    if have != n:
-        print(f"   generating {n:,} stations ({scale}) ...", flush=True)
-        t0 = time.perf_counter()
-        with engine.begin() as conn:
-            clear_generated(conn, "GEN")
-            generate_stations(conn, n, region=region, seed=1, operators=10 if region == "zhuhai" else 40,
-                              prefix="GEN")
-        print(f"   generated in {time.perf_counter() - t0:.0f} s", flush=True)
-    ac = engine.execution_options(isolation_level="AUTOCOMMIT")
-    with ac.connect() as conn:
-        conn.execute(text("VACUUM ANALYZE stations"))
-        conn.execute(text("VACUUM ANALYZE operators"))
-    engine.dispose()
-    return url
+    return bench_database(f"zhcharge_bench_tiles_{scale}", n, region=region, label=scale,
+                          operators=10 if region == "zhuhai" else 40, analyze=("stations", "operators"))
 
 
 # --- servers -----------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from geo.gcj02 import wgs84_to_gcj02_array
 from services.stations.summary import bump_version
 from services.stations.vocab import normalize_payments, pinyin_of
 
-__all__ = ["generate_stations", "clear_generated", "CITY_CENTRES", "ZHUHAI_CENTRES"]
+__all__ = ["bench_database", "generate_stations", "clear_generated", "CITY_CENTRES", "ZHUHAI_CENTRES"]
 
 SHENZHEN_CSV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "shenzhen-stations.csv"
 
@@ -219,3 +219,49 @@ def clear_generated(conn: Connection, prefix: str = "GEN") -> None:
     conn.execute(text("DELETE FROM connector_status WHERE operator_id LIKE :op"), {"op": f"{prefix}%"})
     conn.execute(text("DELETE FROM operators WHERE operator_id LIKE :op"), {"op": f"{prefix}%"})
     bump_version(conn, "stations")
+
+
+def bench_database(name: str, n: int, *, region: str, operators: int, analyze: tuple[str, ...] = ("stations",),
+                   label: str = "") -> str:
+    """URL of a benchmark database with exactly ``n`` generated stations (kept between runs).
+
+    Created on the database server in use (the private cluster is started if needed), migrated,
+    with Zhuhai's districts; regenerated only when its station count differs.
+    """
+    import time
+
+    from sqlalchemy import create_engine, make_url
+
+    from services import migrate
+    from services.dbcluster import Cluster, database_url
+    from services.geography import load_districts_into_db
+    from services.settings import DatabaseSettings
+
+    settings = DatabaseSettings()
+    if settings.embedded:
+        Cluster(settings).start()
+    server = make_url(database_url(settings))
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
+                              "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"))
+    admin.dispose()
+    url = server.set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    migrate.upgrade(engine)
+    with engine.begin() as conn:
+        load_districts_into_db(conn)
+        have = conn.execute(text("SELECT count(*) FROM stations WHERE operator_id LIKE 'GEN%'")).scalar()
+    if have != n:
+        print(f"   generating {n:,} stations ({label or region}) ...", flush=True)
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            clear_generated(conn, "GEN")
+            generate_stations(conn, n, region=region, seed=1, operators=operators, prefix="GEN")
+        print(f"   generated in {time.perf_counter() - t0:.0f} s", flush=True)
+    with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+        for table in analyze:
+            conn.execute(text(f"VACUUM ANALYZE {table}"))
+    engine.dispose()
+    return url
