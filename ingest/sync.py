@@ -829,6 +829,15 @@ def _ran_recently(engine: Engine, operator_id: str, modes: list[str], within_s: 
         return bool(conn.execute(_RAN_WITHIN, {"op": operator_id, "modes": modes, "s": within_s}).scalar())
 
 
+def _not_pullable_now(ep: EndpointInfo, settings: Settings, respect_circuit: bool) -> str | None:
+    """Why this operator is not pulled now (no pull settings, or its circuit is open), or None."""
+    if not ep.pullable:
+        return "no pull settings (base URL and secrets)"
+    if respect_circuit:
+        return _circuit_allows(ep, settings) or None
+    return None
+
+
 def sync_operator(engine: Engine, settings: Settings, ep: EndpointInfo, *, full: bool = False,
                   statuses: bool = True, respect_circuit: bool = False, lock_wait_s: float = 0.0,
                   skip_if_ran_within_s: float | None = None) -> SyncResult:
@@ -840,14 +849,9 @@ def sync_operator(engine: Engine, settings: Settings, ep: EndpointInfo, *, full:
     mode = "full" if full or ep.last_query_time is None else "incremental"
     result = SyncResult(ep.operator_id, mode)
     t0 = time.monotonic()
-    if not ep.pullable:
-        result.skipped = "no pull settings (base URL and secrets)"
+    result.skipped = _not_pullable_now(ep, settings, respect_circuit)
+    if result.skipped:
         return result
-    if respect_circuit:
-        why = _circuit_allows(ep, settings)
-        if why:
-            result.skipped = why
-            return result
     f = settings.feed
     lock = _OperatorLock(engine, ep.operator_id)
     try:
@@ -980,14 +984,9 @@ def pull_statuses(engine: Engine, settings: Settings, ep: EndpointInfo, *, respe
     """A status-only pull of every active station of the operator (mode ``status``), under its lock."""
     result = SyncResult(ep.operator_id, "status")
     t0 = time.monotonic()
-    if not ep.pullable:
-        result.skipped = "no pull settings (base URL and secrets)"
+    result.skipped = _not_pullable_now(ep, settings, respect_circuit)
+    if result.skipped:
         return result
-    if respect_circuit:
-        why = _circuit_allows(ep, settings)
-        if why:
-            result.skipped = why
-            return result
     f = settings.feed
     feed_failed = False
     lock = _OperatorLock(engine, ep.operator_id)
