@@ -133,29 +133,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServerThread:
+    """uvicorn serving an ASGI app in a daemon thread on a free (or given) loopback port."""
+
+    def __init__(self, app, port: int | None = None) -> None:  # noqa: ANN001
+        import threading
+
+        import uvicorn
+
+        self.app = app
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    lifespan="on", timeout_graceful_shutdown=2))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
 @contextlib.contextmanager
 def serve_app(app) -> Iterator[str]:  # noqa: ANN001
     """Serve an ASGI app with uvicorn in a daemon thread on a free loopback port; yields its URL."""
-    import threading
-    import time
-
-    import uvicorn
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                        timeout_graceful_shutdown=2))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
+    with ServerThread(app) as srv:
+        yield srv.url
 
 
 @pytest.fixture(scope="module")

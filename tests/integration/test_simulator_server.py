@@ -6,8 +6,6 @@ No database needed. A tiny platform receiver (Litestar, also on uvicorn) records
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar, Request, Response, post
 from litestar.params import FromPath
 from litestar.testing import TestClient
@@ -34,39 +31,10 @@ from ingest.protocol import (
 from ingest.simulator.cli import config_from_options, simulate_operator
 from ingest.simulator.config import SimConfig
 from ingest.simulator.server import build_app
+from tests.conftest import ServerThread, free_port
+_free_port = free_port
 
 PLATFORM = "MA5ZHCITY"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerThread:
-    """uvicorn serving ``app`` in a daemon thread on a free loopback port."""
-
-    def __init__(self, app: Litestar) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")

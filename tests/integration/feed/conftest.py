@@ -7,22 +7,19 @@ the rows of those operators afterwards, so it never disturbs other domains' data
 from __future__ import annotations
 
 import itertools
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from ingest.endpoints import register_operator
 from ingest.simulator import SimConfig, build_app
 from services.settings import AppSettings, DatabaseSettings, FeedSettings, Settings
+from tests.conftest import ServerThread, free_port  # noqa: F401 (re-exported to the feed tests)
 
 _SEEDS = itertools.count(101)
 
@@ -33,37 +30,6 @@ def _only_this_tests_operators(engine: Engine) -> None:
     whose simulated platforms are gone. Each test registers (and so re-enables) its own."""
     with engine.begin() as conn:
         conn.execute(text("UPDATE feed_endpoints SET enabled = false WHERE enabled"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerThread:
-    """uvicorn serving an ASGI app in a daemon thread on a free loopback port."""
-
-    def __init__(self, app, port: int | None = None) -> None:  # noqa: ANN001
-        self.app = app
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
 
 
 @dataclass
