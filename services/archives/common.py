@@ -17,7 +17,7 @@ from services.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.messaging.notify import notify_operator
 from services.workflow import Workflow
 
-__all__ = ["Actor", "Page", "batch_move", "move", "now", "page_of", "scoped_get"]
+__all__ = ["Actor", "Page", "batch_move", "move", "now", "page_of", "query_int", "scoped_get"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,14 @@ class Actor:
 
 
 SYSTEM_ACTOR = Actor(None, "system", "system")
+
+
+def query_int(q: Any, name: str) -> int | None:
+    """An optional integer list filter from the query string; empty or malformed means "not set"."""
+    try:
+        return int(q.get(name)) if q.get(name) not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def now() -> datetime:

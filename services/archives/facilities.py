@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from services.archives import validation as v
-from services.archives.common import Actor, Page, batch_move, move, page_of, scoped_get
+from services.archives.common import Actor, Page, batch_move, move, page_of, query_int, scoped_get
 from services.archives.workflows import FACILITY
 from services.errors import BadRequest, Conflict
 from services.models.archives import FacilityArchive, ReportArchive, StationArchive
@@ -42,16 +42,11 @@ class FacilityFilter:
 
     @classmethod
     def from_query(cls, q: Any) -> FacilityFilter:
-        def _int(name: str) -> int | None:
-            try:
-                return int(q.get(name)) if q.get(name) not in (None, "") else None
-            except (TypeError, ValueError):
-                return None
-
         state = q.get("state") or None
         return cls(state=state if state in FACILITY.states else None, q=(q.get("q") or "").strip() or None,
-                   station_pk=_int("station"), equipment_type=_int("equipment_type"), district=_int("district"),
-                   operator_pk=_int("operator"), page=_int("page") or 1, per_page=min(_int("per_page") or 20, 200))
+                   station_pk=query_int(q, "station"), equipment_type=query_int(q, "equipment_type"),
+                   district=query_int(q, "district"), operator_pk=query_int(q, "operator"),
+                   page=query_int(q, "page") or 1, per_page=min(query_int(q, "per_page") or 20, 200))
 
 
 def _scope(stmt: Any, actor: Actor, f: FacilityFilter, *, with_state: bool = True) -> Any:

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from services.archives import validation as v
-from services.archives.common import Actor, Page, batch_move, move, page_of, scoped_get
+from services.archives.common import Actor, Page, batch_move, move, page_of, query_int, scoped_get
 from services.archives.workflows import STATION
 from services.errors import BadRequest, Conflict
 from services.models.archives import FacilityArchive, StationArchive
@@ -38,16 +38,11 @@ class StationFilter:
 
     @classmethod
     def from_query(cls, q: Any) -> StationFilter:
-        def _int(name: str) -> int | None:
-            try:
-                return int(q.get(name)) if q.get(name) not in (None, "") else None
-            except (TypeError, ValueError):
-                return None
-
         state = q.get("state") or None
         return cls(state=state if state in STATION.states else None, q=(q.get("q") or "").strip() or None,
-                   district=_int("district"), station_type=_int("station_type"), operator_pk=_int("operator"),
-                   page=_int("page") or 1, per_page=min(_int("per_page") or 20, 200))
+                   district=query_int(q, "district"), station_type=query_int(q, "station_type"),
+                   operator_pk=query_int(q, "operator"), page=query_int(q, "page") or 1,
+                   per_page=min(query_int(q, "per_page") or 20, 200))
 
 
 def _scope(stmt: Any, actor: Actor, f: StationFilter, *, with_state: bool = True) -> Any:
