@@ -230,24 +230,17 @@ def bench_database(name: str, n: int, *, region: str, operators: int, analyze: t
     """
     import time
 
-    from sqlalchemy import create_engine, make_url
+    from sqlalchemy import create_engine
 
     from services import migrate
-    from services.dbcluster import Cluster, database_url
+    from services.dbcluster import Cluster, database_url, ensure_database
     from services.geography import load_districts_into_db
     from services.settings import DatabaseSettings
 
     settings = DatabaseSettings()
     if settings.embedded:
         Cluster(settings).start()
-    server = make_url(database_url(settings))
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
-                              "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"))
-    admin.dispose()
-    url = server.set(database=name).render_as_string(hide_password=False)
+    url = ensure_database(database_url(settings), name)
     engine = create_engine(url)
     migrate.upgrade(engine)
     with engine.begin() as conn:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import re
 import secrets
 import shutil
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 from services.errors import AppError
 from services.settings import DatabaseSettings
 
-__all__ = ["Cluster", "ClusterError", "database_url"]
+__all__ = ["Cluster", "ClusterError", "database_url", "ensure_database"]
 
 _SEARCH_DIRS = ("/usr/lib/postgresql",)
 
@@ -245,19 +246,33 @@ class Cluster:
                            f"see {self.log_file}")
 
     def _ensure_database(self) -> None:
-        import psycopg2
+        ensure_database(self.url("postgres"), self.settings.pg_database)
 
-        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=self.settings.pg_user,
-                                password=self.password(), dbname="postgres")
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.settings.pg_database,))
-                if cur.fetchone() is None:
-                    cur.execute(f'CREATE DATABASE "{self.settings.pg_database}" TEMPLATE template0 '
-                                "ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
-        finally:
-            conn.close()
+
+_DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,63}$")
+
+
+def ensure_database(server_url: str, name: str, *, exist_ok: bool = True) -> str:
+    """Create database ``name`` on the server of ``server_url`` (UTF-8, ``C.UTF-8`` so pg_trgm
+    indexes Chinese) unless it exists; returns its SQLAlchemy URL. ``exist_ok=False`` insists on
+    a new, empty database (the CREATE fails otherwise)."""
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.pool import NullPool
+
+    if not _DB_NAME.match(name):
+        raise ClusterError(f"database names are letters, digits and underscores, got {name!r}")
+    url = make_url(server_url)
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            exists = exist_ok and conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"),
+                                               {"n": name}).scalar()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
+                                  "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"))
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def database_url(settings: DatabaseSettings, *, start: bool = False) -> str:

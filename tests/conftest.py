@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from services import migrate
 from services.db import Database
-from services.dbcluster import Cluster, database_url
+from services.dbcluster import Cluster, database_url, ensure_database
 from services.settings import AppSettings, DatabaseSettings, FeedSettings, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,13 +35,7 @@ def _server_url() -> str:
 
 def create_database(name: str) -> str:
     """Create an empty database on the test server and return its URL."""
-    url = make_url(_server_url())
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
-                          "LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'"))
-    admin.dispose()
-    return url.set(database=name).render_as_string(hide_password=False)
+    return ensure_database(_server_url(), name, exist_ok=False)
 
 
 def drop_database(name: str) -> None:
