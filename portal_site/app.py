@@ -14,7 +14,6 @@ from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response
 from litestar.config.compression import CompressionConfig
-from litestar.config.cors import CORSConfig
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -28,10 +27,11 @@ from litestar.template.config import TemplateConfig
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from geo.errors import GeoInputError
-from portal_site import auth, i18n
+from portal_site import accesslog, auth, i18n
+from portal_site.edge import ClientAddressMiddleware, InputGuardMiddleware, SecurityHeaders, parse_networks
 from services.db import Database, make_engine
 from services.errors import AppError, DatabaseUnavailable
-from services.settings import Settings, load_settings
+from services.settings import Settings, check_production, load_settings
 
 __all__ = ["create_app", "ROUTE_MODULES"]
 
@@ -116,8 +116,14 @@ def _database_error_handler(request: Request, exc: SQLAlchemyError) -> Response:
     if isinstance(exc, DBAPIError) and (exc.connection_invalidated or "could not connect" in str(exc.orig)):
         return _error_response(request, 503, DatabaseUnavailable("the database is unavailable; please retry shortly").to_dict(),
                                {"Retry-After": "5"})
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import DataError, OperationalError
 
+    if isinstance(exc, DataError):
+        # a value the handler let through and PostgreSQL refused (out of range, malformed, too long):
+        # the client's input, so a 400 (handlers should have named the parameter; this is the net)
+        log.warning("data error on %s %s: %s", request.method, request.url.path, type(exc.orig).__name__)
+        return _error_response(request, 400, {"error": "BadRequest",
+                                              "message": "输入值超出范围或格式无效 / an input value is out of range or malformed"})
     if isinstance(exc, OperationalError):
         return _error_response(request, 503, {"error": "DatabaseUnavailable",
                                               "message": "the database is unavailable; please retry shortly"},
@@ -156,12 +162,16 @@ def _load_route_modules() -> list[Any]:
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> Litestar:
     """Build the application. ``settings`` defaults to the environment, read now."""
     settings = settings or load_settings()
+    check_production(settings)
+    accesslog.install()
     db = database or Database(make_engine(settings.db))
     modules = _load_route_modules()
 
     route_handlers: list[Any] = []
     for mod in modules:
         route_handlers.extend(getattr(mod, "ROUTES", []))
+    if settings.app.env != "dev":  # developer pages (the outbox of mailed codes) are not even mounted
+        route_handlers = [h for h in route_handlers if not (getattr(h, "opt", None) or {}).get("dev_only")]
 
     static_dir = HERE / "static"
     route_handlers.append(create_static_files_router(path="/static", directories=[static_dir], name="static",
@@ -208,14 +218,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             Exception: _internal_error_handler,
         },
         template_config=TemplateConfig(instance=template_engine),
-        middleware=[auth.SessionMiddleware()],
+        middleware=[ClientAddressMiddleware(parse_networks(settings.app.trusted_proxy_list)), InputGuardMiddleware(),
+                    auth.SessionMiddleware()],
+        before_send=[SecurityHeaders(hsts=settings.app.env == "prod", cors_origins=settings.app.cors_origins)],
         openapi_config=OpenAPIConfig(title="zhcharge open API", version="1.0.0", path="/api/docs",
                                      description="Charging stations of Zhuhai: search, facets, live status, tiles.",
                                      render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")]),
         compression_config=CompressionConfig(backend="gzip", minimum_size=800, gzip_compress_level=6),
-        cors_config=CORSConfig(allow_origins=settings.app.cors_origins, allow_methods=["GET", "HEAD", "OPTIONS"],
-                               expose_headers=["ETag", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-                                               "X-RateLimit-Reset", "Retry-After"]),
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         debug=False,

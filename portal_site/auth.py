@@ -2,7 +2,8 @@
 
 Session
     ``SessionMiddleware`` (installed by ``create_app``) reads the cookie ``zh_session`` (signed
-    with ``settings.app.secret_key``, HttpOnly, SameSite=Lax, Secure when the public URL is https).
+    with ``settings.app.secret_key``, HttpOnly, SameSite=Lax, Secure in production or when the public URL
+    is https).
     Every visitor has one: anonymous visitors get a random secret (nothing is stored), a login
     stores the SHA-256 of a *new* secret in ``user_sessions`` (the id rotates at login, against
     session fixation). The middleware sets
@@ -114,7 +115,8 @@ def _settings(scope_or_conn: Any) -> Any:
 
 
 def _cookie(settings: Any, sid: str | None) -> Cookie:
-    secure = str(settings.app.public_url).startswith("https://")
+    # Secure in production whatever the public URL says (TLS ends at the balancer), and whenever we are https
+    secure = settings.app.env == "prod" or str(settings.app.public_url).startswith("https://")
     if sid is None:
         return Cookie(key=COOKIE_NAME, value="", max_age=0, expires=0, path="/", httponly=True, samesite="lax",
                       secure=secure)

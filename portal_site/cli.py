@@ -79,11 +79,14 @@ def db_status() -> None:
 
 
 @db.command("url")
-def db_url() -> None:
-    """Print the SQLAlchemy URL of the database in use."""
-    from services.dbcluster import database_url
+@click.option("--sqlalchemy", "as_sqlalchemy", is_flag=True, help="the SQLAlchemy form (postgresql+psycopg2://…)")
+def db_url(as_sqlalchemy: bool) -> None:
+    """Print the URL of the database in use: a libpq URL that psql, pg_dump and libpq programs take
+    (psql "$(zhcharge db url)"), or with --sqlalchemy the SQLAlchemy form."""
+    from services.dbcluster import database_url, libpq_url
 
-    click.echo(database_url(load_settings().db))
+    url = database_url(load_settings().db)
+    click.echo(url if as_sqlalchemy else libpq_url(url))
 
 
 @db.command("reset")
@@ -130,12 +133,26 @@ def db_downgrade(revision: str) -> None:
 @click.option("--port", default=None, type=int, help="default 8000 (ZHCHARGE_PORT)")
 @click.option("--workers", default=1, show_default=True, type=int)
 def serve(host: str | None, port: int | None, workers: int) -> None:
-    """Serve the web application."""
+    """Serve the web application.
+
+    Forwarding headers (X-Forwarded-For) are believed only from ZHCHARGE_TRUSTED_PROXIES, by the
+    app itself (portal_site.edge), so uvicorn's own proxy-header handling is off."""
     import uvicorn
 
+    from services.settings import ConfigurationError, check_production
+
     settings = load_settings()
+    try:
+        check_production(settings)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
     uvicorn.run("portal_site.app:create_app", factory=True, host=host or settings.app.host,
-                port=port or settings.app.port, workers=workers, log_level="info", proxy_headers=True)
+                port=port or settings.app.port, workers=workers, **UVICORN_OPTIONS)
+
+
+#: How ``zhcharge serve`` runs uvicorn (tests run it the same way): forwarding headers are the app's
+#: business (ZHCHARGE_TRUSTED_PROXIES), not uvicorn's, which would trust loopback by default.
+UVICORN_OPTIONS = {"log_level": "info", "proxy_headers": False, "server_header": False}
 
 
 def _register_optional() -> None:

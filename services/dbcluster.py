@@ -21,7 +21,7 @@ from pathlib import Path
 from services.errors import AppError
 from services.settings import DatabaseSettings
 
-__all__ = ["Cluster", "ClusterError", "database_url", "ensure_database"]
+__all__ = ["Cluster", "ClusterError", "database_url", "ensure_database", "libpq_url"]
 
 _SEARCH_DIRS = ("/usr/lib/postgresql",)
 
@@ -90,6 +90,7 @@ class Cluster:
         return self.password_file.read_text().strip()
 
     def url(self, database: str | None = None) -> str:
+        """The SQLAlchemy URL of ``database`` on this cluster."""
         s = self.settings
         return (f"postgresql+psycopg2://{s.pg_user}:{self.password()}@127.0.0.1:{self.port}/"
                 f"{database or s.pg_database}")
@@ -289,3 +290,15 @@ def database_url(settings: DatabaseSettings, *, start: bool = False) -> str:
         raise ClusterError("the private database has not been created yet: run `zhcharge db start` "
                            "(or set ZHCHARGE_DATABASE_URL).")
     return cluster.url()
+
+
+def libpq_url(url: str) -> str:
+    """The libpq form of a SQLAlchemy URL (what ``psql``, ``pg_dump`` and other libpq programs take).
+
+    >>> libpq_url("postgresql+psycopg2://u:p%40ss@127.0.0.1:54329/zhcharge")
+    'postgresql://u:p%40ss@127.0.0.1:54329/zhcharge'
+    >>> libpq_url("postgresql://h/db")
+    'postgresql://h/db'
+    """
+    scheme, sep, rest = url.partition("://")
+    return ("postgresql" + sep + rest) if sep and scheme.startswith("postgres") else url

@@ -23,7 +23,13 @@ __all__ = [
     "SubsidySettings",
     "SupervisionSettings",
     "load_settings",
+    "check_production",
+    "ConfigurationError",
+    "DEV_SECRET_KEY",
 ]
+
+DEV_SECRET_KEY = "dev-only-change-me-zhcharge-secret"
+MIN_SECRET_KEY_CHARS = 32
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,7 +65,7 @@ class AppSettings(BaseSettings):
     model_config = _config()
 
     env: str = Field(default="dev", description="dev | test | prod")
-    secret_key: str = Field(default="dev-only-change-me-zhcharge-secret", description="signs cookies")
+    secret_key: str = Field(default=DEV_SECRET_KEY, description="signs cookies; in prod at least 32 characters")
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = Field(default="http://127.0.0.1:8000", description="how the outside reaches us")
@@ -67,6 +73,12 @@ class AppSettings(BaseSettings):
     run_scheduler: bool = Field(default=True, description="run background jobs in this process")
     city_adcode: int = 440400
     cors_origins: list[str] = ["*"]
+    trusted_proxies: str = Field(default="", description="comma-separated addresses/CIDRs of our own proxies "
+                                 "(load balancers) whose X-Forwarded-For is believed; default none")
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
 
 class FeedSettings(BaseSettings):
@@ -83,6 +95,9 @@ class FeedSettings(BaseSettings):
     circuit_open_s: int = 300
     page_size: int = 50
     timestamp_window_s: int = 600
+    max_body_bytes: int = 2 * 1024 * 1024
+    """Largest request body the receiver reads; larger ones get Ret 4003 with HTTP 413."""
+
     token_ttl_s: int = 7200
     api_version: str = "v20160701"
     overlap_s: int = 60
@@ -155,8 +170,11 @@ class AccountSettings(BaseSettings):
     code_ttl_s: int = 600
     code_attempts: int = 5
     code_resend_s: int = 60
-    lockout_failures: int = 5
+    slow_after: int = Field(default=3, description="failures of one account from one address before each try waits")
+    lockout_failures: int = Field(default=5, description="failures from one address that lock the account there")
     lockout_s: int = 900
+    account_failures_per_hour: int = Field(default=100, description="failures from all addresses that lock "
+                                           "the account everywhere (the owner unlocks with a code)")
 
 
 class SubsidySettings(BaseSettings):
@@ -195,6 +213,42 @@ class Settings:
         self.supervision: SupervisionSettings = overrides.pop("supervision", None) or SupervisionSettings()  # type: ignore[assignment]
         if overrides:
             raise TypeError(f"unknown settings groups: {sorted(overrides)}")
+
+
+class ConfigurationError(RuntimeError):
+    """The settings cannot run safely (e.g. production without a real secret key)."""
+
+
+def check_production(settings: Settings) -> None:
+    """Refuse to run ``ZHCHARGE_ENV=prod`` with a secret key that is unset, the dev default or short.
+
+    >>> s = Settings(app=AppSettings(env="prod", secret_key="x" * 40))
+    >>> check_production(s)
+    >>> check_production(Settings(app=AppSettings(env="prod")))
+    Traceback (most recent call last):
+    ...
+    services.settings.ConfigurationError: ZHCHARGE_SECRET_KEY must be set in production (ZHCHARGE_ENV=prod): it is the development default
+    """
+    env = settings.app.env
+    if env not in ("dev", "test", "prod"):
+        raise ConfigurationError(f"ZHCHARGE_ENV must be dev, test or prod, not {env!r}")
+    if env != "prod":
+        return
+    key = settings.app.secret_key or ""
+    if not key or key == DEV_SECRET_KEY:
+        raise ConfigurationError("ZHCHARGE_SECRET_KEY must be set in production (ZHCHARGE_ENV=prod): "
+                                 "it is " + ("empty" if not key else "the development default"))
+    if len(key) < MIN_SECRET_KEY_CHARS:
+        raise ConfigurationError(f"ZHCHARGE_SECRET_KEY must be at least {MIN_SECRET_KEY_CHARS} characters in "
+                                 f"production (it has {len(key)}); e.g. python -c 'import secrets; "
+                                 "print(secrets.token_urlsafe(48))'")
+    try:
+        from ipaddress import ip_network
+
+        for p in settings.app.trusted_proxy_list:
+            ip_network(p, strict=False)
+    except ValueError as exc:
+        raise ConfigurationError(f"ZHCHARGE_TRUSTED_PROXIES: {exc}") from None
 
 
 def load_settings() -> Settings:
