@@ -36,6 +36,7 @@ from services.models.archives import FacilityArchive, InterconnectionApplication
 from services.models.core import Operator
 from services.settings import Settings
 from services.stations.enums import CONNECTOR_TYPES, CONSTRUCTIONS, EQUIPMENT_TYPES, NATIONAL_STANDARDS, STATION_STATUSES, STATION_TYPES
+from services.params import id_list, int_param, page_param
 
 __all__ = ["ROUTES", "on_startup"]
 
@@ -69,13 +70,7 @@ def _list(value: Any) -> list[str]:
 
 
 def _ids(value: Any) -> list[int]:
-    out = []
-    for x in _list(value):
-        try:
-            out.append(int(x))
-        except ValueError:
-            continue
-    return out
+    return id_list(_list(value))
 
 
 def _lang(request: Request) -> str:
@@ -383,10 +378,7 @@ def import_upload(request: Request, db: Database, settings: Settings, data: Mult
 def report_list(request: Request, db: Database, settings: Settings) -> Template:
     actor = _actor(request)
     q = (request.query_params.get("q") or "").strip() or None
-    try:
-        pg = max(1, int(request.query_params.get("page") or 1))
-    except ValueError:
-        pg = 1
+    pg = page_param(request.query_params.get("page"))
     with db.session() as s:
         page = rep.list_page(s, actor, q=q, page=pg)
         files = rep.current_files(s, [r.id for r in page.items])
@@ -559,7 +551,7 @@ def _facility_form(request: Request, s: Any, settings: Settings, *, fa: Facility
 @get("/backoffice/facilities/new", guards=OP, sync_to_thread=True, include_in_schema=False)
 def facility_new(request: Request, db: Database, settings: Settings) -> Template:
     try:
-        n = max(1, min(int(request.query_params.get("rows") or 3), 30))
+        n = max(1, min(int_param(request.query_params.get("rows"), "rows", default=3, hi=30), 30))
     except ValueError:
         n = 3
     with db.session() as s:
@@ -573,10 +565,8 @@ def _rows_from_form(data: dict[str, Any]) -> list[dict[str, Any]]:
     for key, val in data.items():
         if key.startswith("rows-"):
             _, idx, name = key.split("-", 2)
-            try:
+            if idx.isdigit() and len(idx) < 6:
                 rows.setdefault(int(idx), {})[name] = val if not isinstance(val, list) else val[0]
-            except ValueError:
-                continue
     return [rows[i] for i in sorted(rows)]
 
 
@@ -714,10 +704,7 @@ def _ic_page(request: Request, s: Any, settings: Settings, *, shown: dict[str, s
     view = ic.docking_view(s, settings, actor.operator_pk)
     app = view["application"]
     if step is None:
-        try:
-            step = int(request.query_params.get("step") or 0)
-        except ValueError:
-            step = 0
+        step = int_param(request.query_params.get("step"), "step", lo=0, hi=3, default=0)
         if step not in (1, 2, 3):
             step = 3 if app.state in ("checking", "passed", "failed") else (2 if view["endpoint"] else 1)
     return Template("archives/interconnection.html", status_code=status, context=_ctx(

@@ -27,10 +27,15 @@ def _json(value: Any) -> Markup:
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
+def _hours(request: Request) -> int:
+    """The dashboard's window: 1 hour to 31 days (24 hours when missing or out of range)."""
+    text = request.query_params.get("hours", "24")
+    return int(text) if text.isdigit() and text.isascii() and 1 <= int(text) <= 24 * 31 else 24
+
+
 @get("/admin/dashboard", guards=[auth.require_regulator], sync_to_thread=True, include_in_schema=False)
 def dashboard(request: Request, db: Database, settings: Settings) -> Template:
-    hours = request.query_params.get("hours", "24")
-    hours_i = int(hours) if hours.isdigit() and 1 <= int(hours) <= 24 * 31 else 24
+    hours_i = _hours(request)
     lang = lang_of(request)
     with db.session() as s:
         d = dash.dashboard(s, settings.supervision, hours=hours_i, lang=lang)
@@ -55,10 +60,9 @@ def dashboard(request: Request, db: Database, settings: Settings) -> Template:
 
 @get("/admin/dashboard/csv/{name:str}", guards=[auth.require_regulator], sync_to_thread=True, include_in_schema=False)
 def dashboard_csv(request: Request, db: Database, settings: Settings, name: str) -> Response:
-    hours = request.query_params.get("hours", "24")
     lang = lang_of(request)
     with db.session() as s:
-        d = dash.dashboard(s, settings.supervision, hours=int(hours) if hours.isdigit() else 24, lang=lang)
+        d = dash.dashboard(s, settings.supervision, hours=_hours(request), lang=lang)
     table = d["tables"].get(name.removesuffix(".csv"))
     if table is None:
         raise NotFoundException(f"no such table: {name}")

@@ -16,6 +16,7 @@ from services.errors import AppError, BadRequest
 from services.feedback import service as fb
 from services.messaging.service import approved_operators
 from services.settings import Settings
+from services.params import int_param
 
 STATES = fb.FEEDBACK.states
 MAX_BODY = 16 * 1024 * 1024  # the whole multipart request; each photo is checked again
@@ -27,9 +28,10 @@ def _ctx(**kw: Any) -> dict[str, Any]:
 
 def _form_page(db: Database, settings: Settings, station: str | None, status: int = 200, **extra: Any) -> Template:
     st = None
-    if station and station.isdigit():
+    station_pk = int_param(station, "station")
+    if station_pk is not None:
         with db.session() as s:
-            st = fb.station_info(s, int(station))
+            st = fb.station_info(s, station_pk)
     cfg = settings.supervision
     return Template("feedback/form.html", status_code=status,
                     context=_ctx(**{"station": st, "form": {}, "errors": {}, "max_photos": cfg.feedback_max_photos,
@@ -59,7 +61,7 @@ async def feedback_submit(request: Request, db: Database, settings: Settings) ->
         with db.session() as s:
             return fb.submit(s, settings.supervision, kind=str(form.get("kind") or ""), body=str(form.get("body") or ""),
                              contact=str(form.get("contact") or ""),
-                             station_pk=int(station) if station.isdigit() else None, photos=photos, ip_hash=ip_hash)
+                             station_pk=int_param(station, "station"), photos=photos, ip_hash=ip_hash)
 
     try:
         ticket = await anyio.to_thread.run_sync(_submit)
@@ -175,9 +177,10 @@ def admin_assign(request: Request, db: Database, feedback_id: int, data: Form) -
     op = str(data.get("operator_pk") or "")
     try:
         with db.session() as s:
-            if not op.isdigit():
+            operator_pk = int_param(op, "operator_pk")
+            if operator_pk is None:
                 raise BadRequest("请选择运营商 / choose an operator", param="operator_pk")
-            fb.assign(s, user, feedback_id, int(op))
+            fb.assign(s, user, feedback_id, operator_pk)
     except AppError as exc:
         if exc.status_code == 404:
             raise

@@ -19,7 +19,7 @@ def healthz(db: Database) -> Response[dict]:
         return Response(body, status_code=200)
     except SQLAlchemyError:
         body["status"] = "degraded"
-        return Response(body, status_code=503)
+        return Response(body, status_code=503, headers={"Retry-After": "5", "Cache-Control": "no-store"})
 
 
 ROUTES = [healthz]

@@ -19,6 +19,7 @@ from portal_site import auth
 from services.db import Database
 from services.errors import AppError
 from services.messaging import service as msgs
+from services.params import id_list, int_param
 
 __all__ = ["ROUTES", "Form", "fmt_dt", "form_error"]
 
@@ -128,17 +129,17 @@ def _new_page(db: Database, status: int = 200, **extra: Any) -> Template:
 @get("/admin/messages/new", guards=[auth.require_regulator], sync_to_thread=True, include_in_schema=False)
 def admin_new(request: Request, db: Database) -> Template:
     pre = request.query_params.get("operator")
-    return _new_page(db, selected={int(pre)} if pre and pre.isdigit() else set())
+    return _new_page(db, selected=set(id_list([pre or ""])))
 
 
-@post("/admin/messages", guards=[auth.require_regulator], sync_to_thread=False, include_in_schema=False)
+@post("/admin/messages", guards=[auth.require_regulator], include_in_schema=False)
 async def admin_send(request: Request, db: Database) -> Template | Redirect:
     import anyio.to_thread
 
     form = await request.form()
     user = auth.current_user(request)
     audience = form.get("audience", "some")
-    pks = [int(p) for p in form.getall("operators") if str(p).isdigit()] if "operators" in form else []
+    pks = id_list(form.getall("operators")) if "operators" in form else []
 
     def _send() -> int:
         with db.session() as s:
@@ -168,7 +169,7 @@ def admin_reply(request: Request, db: Database, message_id: int, data: Form) -> 
     op = str(data.get("operator_pk") or "")
     with db.session() as s:
         msgs.reply(s, auth.current_user(request), message_id, data.get("body", ""),
-                   operator_pk=int(op) if op.isdigit() else None)
+                   operator_pk=int_param(op, "operator_pk"))
     return Redirect(f"/admin/messages/{message_id}?ok=1#op-{op}")
 
 

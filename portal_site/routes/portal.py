@@ -18,16 +18,19 @@ from services.errors import AppError
 from services.portal import content, defaults
 from services.portal.stats import platform_stats
 from services.settings import Settings
+from services.params import MAX_PAGE, page_param
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 PER_PAGE = 10
 
 
-def _int(value: Any, default: int = 1) -> int:
-    try:
-        return max(1, int(value))
-    except (TypeError, ValueError):
-        return default
+def _int(value: Any) -> int:
+    """A forgiving page number for public pages: not a number means page 1, beyond the last
+    possible page means that page (the list is then empty)."""
+    text = str(value or "").strip()
+    if not (text.isdigit() and text.isascii()):
+        return 1
+    return page_param(min(int(text), MAX_PAGE) or 1)
 
 
 def _page_text(s: Any, slug: str, *, include_drafts: bool = False) -> dict[str, Any]:

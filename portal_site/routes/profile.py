@@ -13,6 +13,7 @@ from portal_site.routes.messaging import Form, fmt_dt, form_error
 from services.db import Database
 from services.errors import AppError
 from services.profile import service as prof
+from services.params import int_param
 
 
 def _ctx(**kw: Any) -> dict[str, Any]:
@@ -70,9 +71,10 @@ def contacts(request: Request, db: Database) -> Template:
     user = auth.current_user(request)
     edit = request.query_params.get("edit")
     editing = None
-    if edit and edit.isdigit():
+    edit_id = int_param(edit, "edit")
+    if edit_id is not None:
         with db.session() as s:
-            editing = prof.get_contact(s, user.operator_pk, int(edit))
+            editing = prof.get_contact(s, user.operator_pk, edit_id)
     return _contacts_page(db, user, editing=editing, form=editing or {},
                           flash=request.query_params.get("ok") and "已保存 / saved")
 

@@ -40,6 +40,7 @@ from services.subsidy.export import XLSX_MEDIA_TYPE, accounting_xlsx, applicatio
 from services.subsidy.states import APPLICATION_WORKFLOW as WF
 from services.subsidy.states import EDITABLE, role_of
 from services.workflow import events_for
+from services.params import id_list, int_param
 
 __all__ = ["ROUTES", "feed_energy_source"]
 
@@ -129,15 +130,16 @@ def _lang(request: Request) -> str:
     return lang_of(request)
 
 
-def _int(value: Any) -> int | None:
+def _int(value: Any, name: str) -> int | None:
+    """An optional id: empty or not digits means "none chosen"; digits beyond bigint are a 400."""
     s = str(value or "").strip()
-    return int(s) if s.isdigit() else None
+    return int_param(s, name) if s.isdigit() else None
 
 
 def _ids(data: dict[str, Any]) -> list[int]:
     raw = data.get("ids")
     values = raw if isinstance(raw, list) else ([] if raw is None else [raw])
-    return [int(v) for v in values if str(v).strip().isdigit()]
+    return id_list(values)
 
 
 def _rule_state(rule: SubsidyRule, today: date) -> str:
@@ -260,7 +262,7 @@ def _estimate(s: Session, request: Request, actor: svc.Actor, rule: SubsidyRule,
 @get("/backoffice/subsidy/applications/new", guards=OPERATOR, sync_to_thread=True, include_in_schema=False)
 def application_new(request: Request, db: Database) -> Template:
     actor = _actor(request)
-    rule_id = _int(request.query_params.get("rule"))
+    rule_id = _int(request.query_params.get("rule"), "rule")
     if rule_id is None:
         raise BadRequest("请选择补贴规则 / choose a subsidy rule", param="rule")
     form = svc.ApplicationForm.parse(request.query_params)
@@ -282,7 +284,7 @@ def application_facilities(request: Request, db: Database) -> Template:
     """The facility checklist of the chosen station (htmx fragment)."""
     actor = _actor(request)
     form = svc.ApplicationForm.parse(request.query_params)
-    app_id = _int(request.query_params.get("application"))
+    app_id = _int(request.query_params.get("application"), "application")
     with db.session() as s:
         app = svc.get_application(s, app_id, operator_pk=actor.operator_pk) if app_id else None
         rule = svc.get_rule(s, app.rule_id if app else (form.rule_id or 0), published_only=True)
@@ -298,7 +300,7 @@ def application_estimate(request: Request, db: Database, data: Form) -> Template
     """The expected amount of the form as it stands (htmx fragment)."""
     actor = _actor(request)
     form = svc.ApplicationForm.parse(data)
-    app_id = _int(data.get("application"))
+    app_id = _int(data.get("application"), "application")
     with db.session() as s:
         app = svc.get_application(s, app_id, operator_pk=actor.operator_pk) if app_id else None
         rule = svc.get_rule(s, app.rule_id if app else (form.rule_id or 0), published_only=True)
@@ -425,7 +427,7 @@ def _accounted(s: Session, actor: svc.Actor, rule_id: int | None) -> list[Any]:
 @get("/backoffice/subsidy/accounting", guards=OPERATOR, sync_to_thread=True, include_in_schema=False)
 def accounting_page(request: Request, db: Database) -> Template:
     actor = _actor(request)
-    rule_id = _int(request.query_params.get("rule"))
+    rule_id = _int(request.query_params.get("rule"), "rule")
     with db.session() as s:
         apps = _accounted(s, actor, rule_id)
         rules = svc.list_rules(s, published_only=True)
@@ -439,7 +441,7 @@ def accounting_page(request: Request, db: Database) -> Template:
 @get("/backoffice/subsidy/accounting/export.xlsx", guards=OPERATOR, sync_to_thread=True, include_in_schema=False)
 def accounting_export(request: Request, db: Database) -> Response:
     actor = _actor(request)
-    rule_id = _int(request.query_params.get("rule"))
+    rule_id = _int(request.query_params.get("rule"), "rule")
     with db.session() as s:
         apps = _accounted(s, actor, rule_id)
         data = accounting_xlsx(apps, {r.id: r for r in svc.list_rules(s, published_only=False)})

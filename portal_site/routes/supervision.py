@@ -16,6 +16,7 @@ from services.errors import AppError
 from services.messaging.service import approved_operators
 from services.settings import Settings
 from services.supervision import tasks
+from services.params import id_list
 
 MAX_BODY = 12 * 1024 * 1024
 
@@ -130,7 +131,7 @@ def admin_list(request: Request, db: Database) -> Template:
 async def admin_publish(request: Request, db: Database) -> Template | Redirect:
     form = await request.form()
     user = auth.current_user(request)
-    pks = [int(p) for p in form.getall("operators") if str(p).isdigit()] if "operators" in form else []
+    pks = id_list(form.getall("operators")) if "operators" in form else []
 
     def _publish() -> int:
         with db.session() as s:

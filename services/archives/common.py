@@ -16,6 +16,7 @@ from services import workflow
 from services.errors import BadRequest, Conflict, Forbidden, NotFound
 from services.messaging.notify import notify_operator
 from services.workflow import Workflow
+from services.params import MAX_PAGE, int_param
 
 __all__ = ["Actor", "Page", "batch_move", "move", "now", "page_of", "query_int", "scoped_get"]
 
@@ -48,15 +49,25 @@ SYSTEM_ACTOR = Actor(None, "system", "system")
 
 
 def query_int(q: Any, name: str) -> int | None:
-    """An optional integer list filter from the query string; empty or malformed means "not set"."""
-    try:
-        return int(q.get(name)) if q.get(name) not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
+    """An optional integer list filter from the query string; empty means "not set", anything that
+    is not a bigint-sized whole number is a 400 naming the parameter."""
+    return int_param(q.get(name), name, lo=0)
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def not_found_text(what: str) -> str:
+    """"没有这个站点档案 / no such station archive" from ``what`` = "站点档案 / station archive".
+
+    >>> not_found_text("站点档案 / station archive"), not_found_text("record")
+    ('没有这个站点档案 / no such station archive', '没有这条记录 / no such record')
+    """
+    zh, sep, en = what.partition(" / ")
+    if not sep:
+        return f"没有这条记录 / no such {what}"
+    return f"没有这个{zh} / no such {en}"
 
 
 def scoped_get(session: Session, model: type, pk: int, actor: Actor, *, what: str = "record",
@@ -66,7 +77,7 @@ def scoped_get(session: Session, model: type, pk: int, actor: Actor, *, what: st
     ``lock`` takes the row lock first, so two reviewers deciding at once cannot both move it."""
     row = session.get(model, pk, with_for_update=lock or None)
     if row is None or (actor.is_operator and row.operator_pk != actor.operator_pk):
-        raise NotFound(f"没有这个{what} / no such {what}")
+        raise NotFound(not_found_text(what))
     if not (actor.is_operator or actor.is_regulator or actor.role == "system"):
         raise Forbidden("not allowed")
     return row
@@ -154,7 +165,7 @@ def page_of(session: Session, stmt: Any, page: int, per_page: int) -> Page:
     from sqlalchemy import func, select
 
     total = session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
-    page = max(1, page)
+    page = max(1, min(page, MAX_PAGE))
     per_page = max(1, min(per_page, 200))
     items = list(session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).scalars())
     return Page(items, total, page, per_page)

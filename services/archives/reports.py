@@ -105,10 +105,15 @@ def get(session: Session, actor: Actor, pk: int) -> ReportArchive:
 
 
 def get_file(session: Session, actor: Actor, file_pk: int) -> ReportFile:
+    """The file if ``actor`` may read it; a missing file and another operator's file are the very same
+    404, so ids cannot be probed for existence."""
     rf = session.get(ReportFile, file_pk)
-    if rf is None:
-        raise NotFound("没有这个文件 / no such file")
-    get(session, actor, rf.report_pk)  # 404 for another operator's file
+    try:
+        if rf is None:
+            raise NotFound("")
+        get(session, actor, rf.report_pk)
+    except NotFound:
+        raise NotFound("没有这个文件 / no such file") from None
     return rf
 
 
