@@ -326,12 +326,61 @@ def _drop_trailing_commas(text: str) -> str:
     return "".join(out)
 
 
+#: Deepest nesting accepted in an envelope or its Data (a StationInfo page needs 5).
+MAX_JSON_DEPTH = 32
+
+
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """What is wrong with decoded JSON for us, or ``None``: nesting deeper than ``max_depth``, or
+    a NUL character in a string or key (PostgreSQL refuses NUL in text). One iterative pass, so
+    hostile input cannot exhaust the stack; the answer names the field.
+
+    >>> json_problem({"StationInfos": [{"StationID": "a\\x00"}]})
+    'field StationInfos[0].StationID contains a NUL character'
+    >>> json_problem([[[1]]], max_depth=2), json_problem({"a": ["b"]})
+    ('nested deeper than 2 levels at [0][0]', None)
+    """
+    # (value, depth, label, parent entry): the path is only spelled out when something is wrong
+    stack: list[tuple[Any, int, str, Any]] = [(value, 0, "", None)]
+
+    def path_of(entry: Any) -> str:
+        parts = []
+        while entry is not None:
+            parts.append(entry[2])
+            entry = entry[3]
+        text = "".join(reversed(parts)).lstrip(".")
+        return text.replace("\x00", "\\0") or "value"
+
+    while stack:
+        entry = stack.pop()
+        item, depth = entry[0], entry[1]
+        if isinstance(item, str):
+            if "\x00" in item:
+                return f"field {path_of(entry)} contains a NUL character"
+        elif isinstance(item, (dict, list)):
+            if depth >= max_depth:
+                return f"nested deeper than {max_depth} levels at {path_of(entry)}"
+            if isinstance(item, dict):
+                for k, v in item.items():
+                    child = (v, depth + 1, f".{k}", entry)
+                    if "\x00" in k:
+                        return f"field {path_of(child)} contains a NUL character"
+                    stack.append(child)
+            else:
+                stack.extend((v, depth + 1, f"[{i}]", entry) for i, v in enumerate(item))
+    return None
+
+
 def _loads(text: str) -> Any:
-    """Strict JSON, then once more without trailing commas; raises ``ValueError``."""
+    """Strict JSON, then once more without trailing commas; raises ``ValueError`` (also when the
+    nesting is so deep that the parser gives up)."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return json.loads(_drop_trailing_commas(text))
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return json.loads(_drop_trailing_commas(text))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _dumps(data: Any) -> str:
@@ -343,11 +392,19 @@ def _body_to_dict(body: bytes | str | dict, what: str) -> dict:
         return body
     try:
         text = body.decode("utf-8-sig") if isinstance(body, (bytes, bytearray)) else body
-        obj = _loads(text.lstrip("\ufeff"))
-    except (UnicodeDecodeError, ValueError, AttributeError):
-        raise ProtocolError(Ret.ENVELOPE, f"{what} body is not JSON") from None
+        text = text.lstrip("\ufeff")
+    except (UnicodeDecodeError, AttributeError):
+        raise ProtocolError(Ret.ENVELOPE, f"{what} body is not JSON (not UTF-8 text)") from None
+    try:
+        obj = _loads(text)
+    except ValueError as exc:
+        raise ProtocolError(Ret.ENVELOPE, f"{what} body is not JSON"
+                            + (" (nested too deeply)" if "deep" in str(exc) else "")) from None
     if not isinstance(obj, dict):
         raise ProtocolError(Ret.ENVELOPE, f"{what} body must be a JSON object")
+    problem = json_problem(obj, 2)
+    if problem:
+        raise ProtocolError(Ret.ENVELOPE, f"{what} envelope: {problem}")
     return obj
 
 
@@ -412,6 +469,8 @@ def build_request(
 
 
 _HEX32 = re.compile(r"[0-9A-Fa-f]{32}")
+# 9 characters by the standard; up to 32 letters, digits, "-" or "_" accepted from platforms that differ
+_OPERATOR_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
 _REQUEST_FIELDS = ("OperatorID", "Data", "TimeStamp", "Seq", "Sig")
 
 
@@ -443,9 +502,9 @@ def parse_request(
             raise ProtocolError(Ret.ENVELOPE, f"request envelope is missing {name}")
 
     operator_id = env["OperatorID"]
-    if not isinstance(operator_id, str) or not operator_id.strip() or len(operator_id) > 32:
+    if not isinstance(operator_id, str) or not _OPERATOR_ID.fullmatch(operator_id):
         raise ProtocolError(
-            Ret.ENVELOPE, "OperatorID must be a non-empty string (9-character organisation code)"
+            Ret.ENVELOPE, "OperatorID must be a 9-character organisation code (letters and digits)"
         )
     ts_text = _as_text(env["TimeStamp"])
     timestamp = parse_timestamp(ts_text)
@@ -487,10 +546,14 @@ def parse_request(
     plain = decrypt(data, secrets.data_secret, secrets.data_iv)
     try:
         decoded = _loads(plain)
-    except ValueError:
-        raise ProtocolError(Ret.BUSINESS, "decrypted Data is not JSON") from None
+    except ValueError as exc:
+        raise ProtocolError(Ret.BUSINESS, "decrypted Data is not JSON"
+                            + (" (nested too deeply)" if "deep" in str(exc) else "")) from None
     if not isinstance(decoded, (dict, list)):
         raise ProtocolError(Ret.BUSINESS, "decrypted Data must be a JSON object or array")
+    problem = json_problem(decoded)
+    if problem:
+        raise ProtocolError(Ret.BUSINESS, f"Data: {problem}")
     return ParsedRequest(operator_id, decoded, timestamp, seq, env)
 
 
@@ -550,6 +613,9 @@ def parse_response(body: bytes | str | dict, secrets: Secrets) -> ParsedResponse
         decoded = _loads(plain)
     except ValueError:
         raise ProtocolError(Ret.BUSINESS, "decrypted Data is not JSON") from None
+    problem = json_problem(decoded)
+    if problem:  # an operator's answer is input too: nothing with NUL reaches the database
+        raise ProtocolError(Ret.BUSINESS, f"Data: {problem}")
     return ParsedResponse(ret, msg, decoded)
 
 

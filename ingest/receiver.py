@@ -223,11 +223,15 @@ class Receiver:
             return 500, build_response(Ret.SYSTEM, "system error; the notification was not stored", None,
                                        inbound.secrets if inbound else _ANON)
 
+    def refuse(self, ret: int, msg: str) -> dict:
+        """An error envelope for a request refused before it was read (unknown version, oversize)."""
+        return build_response(ret, msg, None, _ANON)
+
     def _sender_of(self, body: bytes) -> _Inbound | None:
         """Best effort: the known sender of a malformed envelope, so our answer is signed for it."""
         try:
             op = json.loads(body).get("OperatorID")
-            return self._inbound(op) if isinstance(op, str) and 0 < len(op) <= 9 else None
+            return self._inbound(op) if isinstance(op, str) and op.isalnum() and 0 < len(op) <= 9 else None
         except Exception:  # noqa: BLE001 - anything malformed just gets an unsigned-for-you answer
             return None
 

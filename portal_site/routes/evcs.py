@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 
+import anyio.to_thread
 from litestar import Litestar, Request, Response, post
 from litestar.params import FromPath
 
+from ingest.protocol import Ret
 from ingest.receiver import Receiver
 from services.db import Database
 from services.settings import Settings
@@ -32,20 +34,42 @@ def _receiver(app: Litestar) -> Receiver:
     return receiver
 
 
-@post("/evcs/{version:str}/{interface:str}", sync_to_thread=True, include_in_schema=False, status_code=200,
-      request_max_body_size=2 * 1024 * 1024)
-def evcs_interface(request: Request, version: FromPath[str], interface: FromPath[str], body: bytes) -> Response:
-    """query_token, notification_stationStatus and notification_stationInfo (see ingest.receiver)."""
-    receiver = _receiver(request.app)
-    if not _VERSION.fullmatch(version):
-        from ingest.protocol import Ret, build_response
-        from ingest.receiver import _ANON
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body, or ``None`` when it is larger than ``limit`` (read no further than that)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
-        return Response(build_response(Ret.BUSINESS, f"unknown interface version {version[:20]!r}", None, _ANON),
-                        status_code=404, media_type=_JSON)
-    status, envelope = receiver.handle(interface, body, request.headers.get("authorization"))
+
+def _answer(status: int, envelope: dict) -> Response:
     headers = {"Retry-After": "5"} if status == 503 else None
     return Response(envelope, status_code=status, media_type=_JSON, headers=headers)
+
+
+@post("/evcs/{version:str}/{interface:str}", include_in_schema=False, status_code=200,
+      request_max_body_size=None)
+async def evcs_interface(request: Request, version: FromPath[str], interface: FromPath[str]) -> Response:
+    """query_token, notification_stationStatus and notification_stationInfo (see ingest.receiver).
+
+    Every answer, errors included, is a signed T/CEC envelope: a body over
+    ``ZHCHARGE_FEED_MAX_BODY_BYTES`` gets Ret 4003 with HTTP 413, never the framework's bare 413."""
+    receiver = _receiver(request.app)
+    if not _VERSION.fullmatch(version):
+        return _answer(404, receiver.refuse(Ret.BUSINESS, f"unknown interface version {version[:20]!r}"))
+    limit = receiver.settings.feed.max_body_bytes
+    body = await _read_body(request, limit)
+    if body is None:
+        return _answer(413, receiver.refuse(Ret.ENVELOPE, f"request body larger than {limit} bytes"))
+    status, envelope = await anyio.to_thread.run_sync(receiver.handle, interface, body,
+                                                      request.headers.get("authorization"))
+    return _answer(status, envelope)
 
 
 def on_startup(app: Litestar) -> None:

@@ -115,8 +115,19 @@ def _rejected_connectors(engine, sim, op_id) -> int:  # noqa: ANN001
     return sum(len(s.connectors()) for s in sim.state.operators[op_id].stations if s.station_id in rejected)
 
 
-def test_pushes_while_the_database_is_down(cluster, tmp_path) -> None:  # noqa: ANN001
+def _synced_and_pushing(engine, settings: Settings, sim, url: str) -> str:  # noqa: ANN001
+    """Register the simulator's one operator, sync it in full and point its pushes at ``url``."""
     from ingest.sync import sync_all
+
+    creds = register_sim(engine, sim)
+    op_id = sim.operator_ids[0]
+    assert all(r.ok for r in sync_all(engine, settings, operator_id=op_id, full=True))
+    sim.admin("POST", "/_admin/push-targets", json={"operator_id": op_id, "base_url": url,
+                                                    **{k: v for k, v in creds[op_id].items() if k != "operator_id"}})
+    return op_id
+
+
+def test_pushes_while_the_database_is_down(cluster, tmp_path) -> None:  # noqa: ANN001
     from portal_site.app import create_app
 
     url = cluster.url()
@@ -126,12 +137,7 @@ def test_pushes_while_the_database_is_down(cluster, tmp_path) -> None:  # noqa: 
     sim.state.config.push_backoff_seconds = 0.5
     app = create_app(settings, database=Database(engine))
     with sim.server, ServerThread(app) as web:
-        creds = register_sim(engine, sim)
-        op_id = sim.operator_ids[0]
-        assert all(r.ok for r in sync_all(engine, settings, operator_id=op_id, full=True))
-        c = creds[op_id]
-        sim.admin("POST", "/_admin/push-targets", json={"operator_id": op_id, "base_url": web.url,
-                                                        **{k: v for k, v in c.items() if k != "operator_id"}})
+        op_id = _synced_and_pushing(engine, settings, sim, web.url)
         warm = sim.admin("POST", "/_admin/tick", json={"changes": 1, "wait": True})
         assert warm["pushes_drained"] and sim.admin("GET", "/_admin/pushes")["acknowledged"] == 1
 
@@ -158,5 +164,55 @@ def test_pushes_while_the_database_is_down(cluster, tmp_path) -> None:  # noqa: 
                 truth = next(x for x in sim.state.operators[op_id].station(change["StationID"]).connectors()
                              if x.connector_id == change["ConnectorID"])
                 assert got.status == truth.status
+        forget_operators(engine, [op_id])
+    engine.dispose()
+
+
+def test_push_storm_and_the_api_during_an_outage(cluster, tmp_path) -> None:  # noqa: ANN001
+    """Issue 13: while the database is down the receiver answers Ret -1 (HTTP 503), the open API and
+    the health check answer 503 with Retry-After and a plain JSON message (no stack trace); after
+    the restart every acknowledged push is stored exactly once."""
+    from litestar.testing import TestClient
+
+    from portal_site.app import create_app
+
+    url = cluster.url()
+    engine = create_engine(url, pool_pre_ping=True)
+    settings = _settings(url, tmp_path, page_size=50, write_chunk=1000)
+    sim = make_sim(stations=60, operators=1, push_retries=12)
+    sim.state.config.push_backoff_seconds = 0.5
+    app = create_app(settings, database=Database(engine))
+    with sim.server, ServerThread(app) as web, TestClient(app, base_url="http://127.0.0.1:8000") as api:
+        op_id = _synced_and_pushing(engine, settings, sim, web.url)
+        with engine.connect() as conn:
+            seen_before = conn.execute(text("SELECT count(*) FROM feed_push_seen WHERE operator_id = :o"),
+                                       {"o": op_id}).scalar()
+        storm = [sim.admin("POST", "/_admin/tick", json={"changes": 15}) for _ in range(3)]
+        cluster.stop()
+        try:
+            storm += [sim.admin("POST", "/_admin/tick", json={"changes": 15}) for _ in range(4)]
+            time.sleep(1.0)
+            for path in ("/api/v1/stations", "/api/v1/stats", "/healthz"):
+                r = api.get(path)
+                assert r.status_code == 503, (path, r.status_code, r.text[:200])
+                assert r.headers.get("retry-after"), path
+                assert "Traceback" not in r.text and "psycopg2" not in r.text and "OperationalError" not in r.text
+            stats = sim.admin("GET", "/_admin/pushes")
+            assert "Ret -1" in (stats["operators"][op_id]["last_error"] or "")
+        finally:
+            cluster.start()
+        drained = sim.admin("POST", "/_admin/tick", json={"changes": 0, "wait": True, "wait_seconds": 90})
+        assert drained["pushes_drained"]
+        stats = sim.admin("GET", "/_admin/pushes")
+        assert stats["failed"] == 0
+        with engine.connect() as conn:
+            stored = conn.execute(text("SELECT count(*) FROM feed_push_seen WHERE operator_id = :o"),
+                                  {"o": op_id}).scalar() - seen_before
+            changed = {ch["ConnectorID"] for t in storm for ch in t["changed"]}
+            rows = dict(conn.execute(text("SELECT connector_id, status FROM connector_status WHERE operator_id = :op "
+                                          "AND connector_id = ANY(:ids)"), {"op": op_id, "ids": list(changed)}).all())
+        assert stored == stats["acknowledged"] and stored >= 15 * 7 * 0.9  # acknowledged = stored, once each
+        truth = {x.connector_id: x.status for s in sim.state.operators[op_id].stations for x in s.connectors()}
+        assert all(rows[cid] == truth[cid] for cid in changed)
         forget_operators(engine, [op_id])
     engine.dispose()
