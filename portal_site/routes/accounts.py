@@ -19,8 +19,9 @@ from portal_site import auth
 from services.accounts import ratelimit
 from services.accounts import registration as reg
 from services.accounts.messaging import messenger_for
-from services.accounts.service import (authenticate, change_password, consume_code, issue_code, session_key,
-                                      verified_code, verify_code)
+from services.accounts.lockout import LoginLocked, account_key, clear_all
+from services.accounts.service import (CODE_INVALID, authenticate, change_password, consume_code, find_login,
+                                      issue_code, session_key, verified_code, verify_code)
 from services.accounts.validation import is_valid_email, is_valid_phone, password_problem
 from services.db import Database
 from services.errors import AppError, BadRequest, RateLimited
@@ -61,7 +62,9 @@ def login_page(request: Request, next: str | None = None) -> Template | Redirect
     user = auth.current_user(request)
     if user is not None:
         return Redirect(_safe_next(next, _home_of(user)))
-    notice = "密码已重置，请使用新密码登录 / password reset: log in with the new one" if request.query_params.get("reset") else None
+    notice = ("密码已重置，请使用新密码登录 / password reset: log in with the new one" if request.query_params.get("reset")
+              else "账户已解锁，请登录 / the account is unlocked: log in" if request.query_params.get("unlocked")
+              else None)
     return _page("accounts/login.html", next=_safe_next(next, ""), login="", notice=notice)
 
 
@@ -74,11 +77,11 @@ def login_submit(request: Request, db: Database, settings: Settings, data: Form)
     try:
         ratelimit.check(db, limit, ip)  # per client IP, before the password is even looked at
         with db.session() as s:
-            user_id = authenticate(s, login, password, settings.accounts)
+            user_id = authenticate(s, login, password, settings.accounts, client=ip)
             ratelimit.refund(s, limit, ip)  # only failed attempts count against the IP
     except AppError as exc:
         return _page("accounts/login.html", status=exc.status_code, retry_after=_retry_after(exc), error=exc.message,
-                     login=login, next=nxt)
+                     login=login, next=nxt, locked=isinstance(exc, LoginLocked))
     cookie = auth.login_user(request, user_id)
     return Redirect(nxt or _home_of(auth.current_user(request)), cookies=[cookie])
 
@@ -248,11 +251,79 @@ def forgot_submit(request: Request, db: Database, settings: Settings, data: Form
     return Redirect("/login?reset=1", status_code=303)
 
 
+# --- unlock (the owner of a locked account, at once) ----------------------------------------------
+UNLOCK_SENT = ("如果该账户存在，解锁验证码已发送到其手机和邮箱，10 分钟内有效 / "
+               "if this account exists, an unlock code was sent to its phone and e-mail (valid for 10 minutes)")
+
+
+def _unlock_recipient(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+@get("/login/unlock", sync_to_thread=False, include_in_schema=False)
+def unlock_page(request: Request, login: str | None = None) -> Template:
+    return _page("accounts/unlock.html", login=(login or "")[:100])
+
+
+@post("/login/unlock/code", sync_to_thread=True, include_in_schema=False)
+def unlock_send_code(request: Request, db: Database, settings: Settings, data: Form) -> Template:
+    """Send an unlock code to the account's verified phone and e-mail; the same answer for any name."""
+    login = (data.get("login") or "").strip()[:100]
+    if not login:
+        return _page("accounts/unlock.html", status=400, login=login,
+                     error="请输入账户名或手机号 / enter the account name or phone")
+    try:
+        ratelimit.check(db, ratelimit.limit_for("code", settings), _client_ip(request))
+        with db.session() as s:
+            user = find_login(s, login)
+            if user is not None:
+                code = issue_code(s, "unlock", "sms" if user.phone else "email", _unlock_recipient(user.id),
+                                  settings.accounts)
+                minutes = settings.accounts.code_ttl_s // 60
+                messenger = messenger_for(settings.mail)
+                if user.phone:
+                    messenger.sms(s, user.phone, f"【珠海充电】您的账户解锁验证码 {code}，{minutes} 分钟内有效。"
+                                                 "如非本人操作，请忽略并留意账户安全。")
+                if user.email:
+                    messenger.email(s, user.email, "珠海充电：账户解锁验证码 / unlock code",
+                                   f"您的账户 {user.account_name} 因多次密码错误被锁定。解锁验证码：{code}"
+                                   f"（{minutes} 分钟内有效）。\n\nYour account {user.account_name} was locked after "
+                                   f"failed logins. Unlock code: {code} (valid for {minutes} minutes).\n\n"
+                                   "如非本人操作，说明有人在尝试您的密码，请考虑修改密码。/ If this was not you, "
+                                   "someone is trying your password: consider changing it.")
+    except AppError as exc:
+        return _page("accounts/unlock.html", status=exc.status_code, retry_after=_retry_after(exc), login=login,
+                     code_sent=True, error=exc.message)
+    return _page("accounts/unlock.html", login=login, code_sent=True, notice=UNLOCK_SENT)
+
+
+@post("/login/unlock", sync_to_thread=True, include_in_schema=False)
+def unlock_submit(request: Request, db: Database, settings: Settings, data: Form) -> Template | Redirect:
+    login = (data.get("login") or "").strip()[:100]
+    try:
+        with db.session() as s:
+            user = find_login(s, login)
+            # an unknown name has no code: verify_code answers exactly as for a wrong code
+            recipient = _unlock_recipient(user.id) if user is not None else f"name:{login.lower()}"
+            code_id = verify_code(s, "unlock", recipient, data.get("code") or "", settings.accounts)
+            if user is None:  # cannot happen: no code is ever issued to a name
+                raise BadRequest(CODE_INVALID, param="code")
+            clear_all(s, account_key(user.id, login))
+            consume_code(s, code_id)
+    except AppError as exc:
+        return _page("accounts/unlock.html", status=exc.status_code, login=login, code_sent=True, error=exc.message)
+    return Redirect("/login?unlocked=1", status_code=303)
+
+
 # --- the developer's outbox --------------------------------------------------------------------------
-@get("/dev/outbox", sync_to_thread=True, include_in_schema=False)
+LOOPBACK = ("127.", "::1", "localhost", "testclient")
+
+
+@get("/dev/outbox", sync_to_thread=True, include_in_schema=False, opt={"dev_only": True})
 def dev_outbox(request: Request, db: Database, settings: Settings) -> Template:
-    """Every e-mail and SMS, newest first; only when ZHCHARGE_ENV=dev (404 otherwise)."""
-    if settings.app.env != "dev":
+    """Every e-mail and SMS, newest first: only mounted when ZHCHARGE_ENV=dev, and only for clients on
+    this machine (the codes it shows would let anyone take over any account)."""
+    if settings.app.env != "dev" or not _client_ip(request).startswith(LOOPBACK):
         raise NotFoundException(f"no such page: {request.url.path}")
     from services.accounts.messaging import list_outbox
 
@@ -263,4 +334,5 @@ def dev_outbox(request: Request, db: Database, settings: Settings) -> Template:
 
 ROUTES: list[Any] = [login_page, login_submit, logout_page, logout_submit,
                      register_page, register_verify, register_send_code, register_details, register_submit,
-                     forgot_page, forgot_send_code, forgot_submit, dev_outbox]
+                     forgot_page, forgot_send_code, forgot_submit, unlock_page, unlock_send_code, unlock_submit,
+                     dev_outbox]

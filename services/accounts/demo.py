@@ -56,7 +56,7 @@ def _ensure_user(conn: Any, *, account_name: str, role: str, operator_pk: int | 
                     phone=_free_phone(conn, account_name), email=email, display_name=display_name)
     elif not verify_password(row.password_hash, DEMO_PASSWORD):
         conn.execute(update(USERS).where(USERS.c.id == row.id).values(
-            password_hash=hash_password(DEMO_PASSWORD), failed_logins=0, locked_until=None))
+            password_hash=hash_password(DEMO_PASSWORD)))
 
 
 def ensure_demo_accounts(conn: Any, operators: list[tuple[str, str]]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import delete, func, insert, or_, select, update
 
+from services.accounts import lockout
 from services.errors import BadRequest, Conflict, RateLimited
 from services.models.accounts import User, UserSession, VerificationCode
 from services.models.core import Operator
@@ -50,8 +51,7 @@ OPERATORS = Operator.__table__
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("zhcharge-dummy-password")
 
-LOGIN_FAILED = ("账户名/手机号或密码错误；连续 5 次错误将锁定账户 15 分钟 / "
-                "wrong account, phone or password; 5 failures lock the account for 15 minutes")
+LOGIN_FAILED = "账户名/手机号或密码错误 / wrong account, phone or password"
 CODE_INVALID = "验证码错误或已过期 / the code is wrong or has expired"
 CODE_EXHAUSTED = "验证码错误次数过多，请重新获取 / too many wrong attempts: request a new code"
 
@@ -118,37 +118,42 @@ def create_user(conn: Any, *, account_name: str, password: str, role: str, phone
         operator_pk=operator_pk, display_name=display_name).returning(USERS.c.id)).scalar_one()
 
 
-def authenticate(conn: Any, login: str, password: str, settings: AccountSettings | None = None) -> int:
+def authenticate(conn: Any, login: str, password: str, settings: AccountSettings | None = None,
+                 client: str | None = None) -> int:
     """The user id for an account name or phone and its password, or :class:`LoginFailed`.
 
-    Five wrong passwords in a row lock the account for 15 minutes (settings); while locked even
-    the right password fails. The message is the same whether or not the account exists.
+    Failures count per account *and* client address (:mod:`services.accounts.lockout`): slowed
+    down, then locked for that address, never for the owner elsewhere; the answers are the same
+    whether or not the account exists.
     """
     settings = settings or AccountSettings()
     login = (login or "").strip()
     row = conn.execute(select(USERS).where(or_(func.lower(USERS.c.account_name) == login.lower(),
-                                                USERS.c.phone == login)).with_for_update()).first()
-    if row is None:
-        verify_password(_DUMMY_HASH, password)  # same work as for a real account
-        raise LoginFailed(LOGIN_FAILED)
-    t = now()
-    if row.locked_until is not None and row.locked_until > t:
-        verify_password(_DUMMY_HASH, password)
-        raise LoginFailed(LOGIN_FAILED)
-    if not verify_password(row.password_hash, password) or not row.is_active:
-        failures = (row.failed_logins or 0) + 1
-        values: dict[str, Any] = {"failed_logins": failures}
-        if failures >= settings.lockout_failures:
-            values = {"failed_logins": 0, "locked_until": t + timedelta(seconds=settings.lockout_s)}
-        conn.execute(update(USERS).where(USERS.c.id == row.id).values(**values))
+                                                USERS.c.phone == login))).first()
+    key = lockout.account_key(row.id if row is not None else None, login)
+    lockout.check(conn, key, client, settings)
+    if row is None or not verify_password(row.password_hash, password) or not row.is_active:
+        if row is None:
+            verify_password(_DUMMY_HASH, password)  # same work as for a real account
+        lockout.record_failure(conn, key, client, settings)
         # the failure must persist even though the caller's transaction ends in an error
         _commit_if_session(conn)
         raise LoginFailed(LOGIN_FAILED)
-    values = {"failed_logins": 0, "locked_until": None, "last_login_at": t}
+    lockout.clear(conn, key, client)
+    values: dict[str, Any] = {"last_login_at": now()}
     if _HASHER.check_needs_rehash(row.password_hash):
         values["password_hash"] = hash_password(password)
     conn.execute(update(USERS).where(USERS.c.id == row.id).values(**values))
     return row.id
+
+
+def find_login(conn: Any, login: str) -> Any:
+    """The active user whose account name or phone is ``login``, or ``None``."""
+    login = (login or "").strip()
+    if not login:
+        return None
+    return conn.execute(select(USERS).where(or_(func.lower(USERS.c.account_name) == login.lower(),
+                                                 USERS.c.phone == login), USERS.c.is_active)).first()
 
 
 def _commit_if_session(conn: Any) -> None:
@@ -159,8 +164,8 @@ def _commit_if_session(conn: Any) -> None:
 
 def change_password(conn: Any, user_id: int, new_password: str) -> None:
     """Set a new password, unlock the account and end every session of the user."""
-    conn.execute(update(USERS).where(USERS.c.id == user_id).values(
-        password_hash=hash_password(new_password), failed_logins=0, locked_until=None))
+    conn.execute(update(USERS).where(USERS.c.id == user_id).values(password_hash=hash_password(new_password)))
+    lockout.clear_all(conn, lockout.account_key(user_id, ""))
     delete_user_sessions(conn, user_id)
 
 

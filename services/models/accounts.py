@@ -56,8 +56,6 @@ class User(Base):
     operator_pk: Mapped[int | None] = mapped_column(Integer, ForeignKey("operators.id", ondelete="CASCADE"), index=True)
     display_name: Mapped[str | None] = mapped_column(String(100))
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default=text("true"))
-    failed_logins: Mapped[int] = mapped_column(SmallInteger, nullable=False, server_default="0")
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_at()
 
@@ -84,7 +82,7 @@ class VerificationCode(Base):
 
     __tablename__ = "verification_codes"
     __table_args__ = (
-        CheckConstraint("purpose IN ('register', 'reset_password')", name="purpose"),
+        CheckConstraint("purpose IN ('register', 'reset_password', 'unlock')", name="purpose"),
         CheckConstraint("channel IN ('email', 'sms')", name="channel"),
         Index("ix_verification_codes_lookup", "purpose", "recipient", "created_at"),
     )
