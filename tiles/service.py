@@ -15,7 +15,8 @@ from typing import Any
 
 from services.errors import BadRequest, NotFound
 from services.settings import Settings
-from services.stations.filters import StationFilter
+from services.search.query import PAGING_PARAMS, check_known
+from services.stations.filters import FILTER_PARAMS, StationFilter
 from tiles.cache import ByteLRU
 from tiles.grid import TileAddress, cells_per_tile
 from tiles.render import CRS_VALUES, TileRenderer
@@ -26,6 +27,11 @@ __all__ = ["LAYERS", "MVT_MEDIA_TYPE", "TileRequest", "TileResponse", "TileServi
 MVT_MEDIA_TYPE = "application/vnd.mapbox-vector-tile"
 LAYERS = ("stations", "districts")
 _GZIP_MIN_BYTES = 256
+
+
+#: What a station tile takes: every search filter, crs, the map's cache buster ``v``; the search's
+#: paging parameters are accepted (a map opened from a search URL carries them) and mean nothing here.
+STATION_TILE_PARAMS = (*FILTER_PARAMS, *PAGING_PARAMS, "v")
 
 
 def parse_crs(params: Mapping[str, Any]) -> str:
@@ -105,6 +111,7 @@ class TileService:
         if layer not in LAYERS:
             raise NotFound(f"no tile layer '{layer}'; layers: {', '.join(LAYERS)}")
         addr = TileAddress.parse(z, x, y, max_zoom=self.tiles.max_zoom)
+        check_known(params, STATION_TILE_PARAMS if layer == "stations" else ("crs", "v"))
         crs = parse_crs(params)
         flt = None
         fkey = ""

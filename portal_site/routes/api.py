@@ -34,6 +34,7 @@ from litestar.types import Message, Receive, Scope, Send
 from services.db import Database
 from services.errors import BadRequest
 from services.search import parse_search, search
+from services.search.query import check_known
 from services.search.catalog import iter_matches, reference, station_detail, stats
 from services.search.ratelimit import RateDecision, check_rate
 from services.search.schemas import ReferenceResponse, SearchResponse, StationDetail, StatsResponse
@@ -194,9 +195,7 @@ def get_station(request: Request, db: Database, settings: Settings,
     crs_value = (crs or "wgs84").lower()
     if crs_value not in ("wgs84", "gcj02"):
         raise BadRequest(f"unknown value {crs!r} for parameter 'crs'; allowed: wgs84, gcj02", param="crs")
-    for name in request.query_params.keys():
-        if name not in ("crs", "api_key", "lang") and not name.startswith("_"):
-            raise BadRequest(f"unknown parameter '{name}'", param=name)
+    check_known(request.query_params, ["crs"])
     if not 0 < station_pk < 2**63:
         raise BadRequest("parameter 'station_pk' is out of range", param="station_pk")
     etag = _etag(request, crs_value)
@@ -281,6 +280,7 @@ def stations_csv(request: Request, db: Database, settings: Settings, search_para
 def get_reference(request: Request, db: Database, settings: Settings,
                   api_key: Annotated[str | None, Parameter(description="API key")] = None,
                   ) -> Response[ReferenceResponse]:
+    check_known(request.query_params, [])
     etag = _etag(request, "reference")
     if _not_modified(request, etag):
         return _cached(request, etag, b"")
@@ -296,6 +296,7 @@ _STATS_CACHE: dict[tuple[int, int], dict[str, Any]] = {}
      summary="Totals: stations, piles, connectors, power, operators; by district, operator and station type")
 def get_stats(request: Request, db: Database, settings: Settings,
               api_key: Annotated[str | None, Parameter(description="API key")] = None) -> Response[StatsResponse]:
+    check_known(request.query_params, [])
     version = int(request.scope.get("state", {}).get("zh_data_version", 0))
     etag = _etag(request, "stats")
     if _not_modified(request, etag):

@@ -8,7 +8,7 @@ return everything); parameters starting with ``_`` (cache busters) and ``lang`` 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -18,7 +18,7 @@ from services.search.cursor import fingerprint
 from services.settings import SearchSettings
 from services.stations.filters import FILTER_PARAMS, StationFilter, _single
 
-__all__ = ["PAGING_PARAMS", "SORTS", "SearchQuery", "parse_search"]
+__all__ = ["PAGING_PARAMS", "SORTS", "SearchQuery", "check_known", "parse_search"]
 
 SORTS: dict[str, tuple[str, str]] = {
     "id": ("编号（默认）", "id (the default without q, lat/lng or route; cheapest to page through)"),
@@ -58,11 +58,27 @@ class SearchQuery:
                          f"crs={self.crs}", f"total={int(self.total)}"])
 
 
-def _check_unknown(params: Mapping[str, Any], extra_allowed: tuple[str, ...]) -> None:
-    allowed = set(FILTER_PARAMS) | set(PAGING_PARAMS) | set(IGNORED_PARAMS) | set(extra_allowed)
+def check_known(params: Mapping[str, Any], known: Iterable[str]) -> None:
+    """400 for the first parameter not in ``known`` (``lang``, ``api_key`` and ``_``-prefixed cache
+    busters are always allowed), naming it and listing the known ones: a typo such as
+    ``operater=`` must never silently widen an answer.
+
+    >>> check_known({"crs": "wgs84", "_": "1"}, ["crs"])
+    >>> check_known({"foo": "1"}, ["crs"])
+    Traceback (most recent call last):
+    ...
+    services.errors.BadRequest: unknown parameter 'foo'; known parameters: api_key, crs, lang
+    """
+    allowed = set(known) | set(IGNORED_PARAMS) - {"format"}
     for name in params.keys():
         if name not in allowed and not name.startswith("_"):
-            raise BadRequest(f"unknown parameter '{name}'; see /api/docs for the parameters", param=name)
+            raise BadRequest(f"unknown parameter '{str(name)[:60]}'; known parameters: " + ", ".join(sorted(allowed)),
+                             param=str(name)[:60])
+
+
+def _check_unknown(params: Mapping[str, Any], extra_allowed: tuple[str, ...], paging: bool = True) -> None:
+    check_known(params, set(FILTER_PARAMS) | (set(PAGING_PARAMS) if paging else {"updated_since", "crs"})
+                | {"format"} | set(extra_allowed))
 
 
 def _normalise_q(flt: StationFilter) -> StationFilter:
@@ -77,7 +93,7 @@ def _normalise_q(flt: StationFilter) -> StationFilter:
 def parse_search(params: Mapping[str, Any], settings: SearchSettings, *, paging: bool = True,
                  max_limit: int | None = None, extra_allowed: tuple[str, ...] = ()) -> SearchQuery:
     """Every problem is a 400 naming the parameter."""
-    _check_unknown(params, extra_allowed)
+    _check_unknown(params, extra_allowed, paging)
     flt = _normalise_q(StationFilter.from_params(params, max_radius_m=settings.max_radius_m,
                                                  max_corridor_m=settings.max_corridor_m))
 

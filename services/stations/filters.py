@@ -86,6 +86,10 @@ def _enum(params: Mapping[str, Any], name: str, allowed: Iterable[Any], cast: ty
     return tuple(out)
 
 
+_WKT_KIND = re.compile(r"\s*([A-Za-z]+)\s*(?:Z|M|ZM)?\s*(?:\(|EMPTY)", re.IGNORECASE)
+_POLYLINE = re.compile(r"[?-~]+")  # encoded polylines use the characters 63..126
+
+
 def parse_route(text: str) -> tuple[tuple[float, float], ...]:
     """A route as (lng, lat) pairs, from a WKT LINESTRING or an encoded polyline (precision 5).
 
@@ -93,9 +97,16 @@ def parse_route(text: str) -> tuple[tuple[float, float], ...]:
     ((113.5, 22.2), (113.6, 22.3))
     >>> parse_route("_p~iF~ps|U_ulLnnqC")
     ((-120.2, 38.5), (-120.95, 40.7))
+    >>> parse_route("POLYGON((0 0, 1 1, 1 0, 0 0))")
+    Traceback (most recent call last):
+    ...
+    services.errors.BadRequest: parameter 'route' must be a LINESTRING, not a POLYGON
     """
     text = text.strip()
-    if text.upper().startswith("LINESTRING"):
+    kind = _WKT_KIND.match(text)
+    if kind and kind.group(1).upper() != "LINESTRING":
+        raise BadRequest(f"parameter 'route' must be a LINESTRING, not a {kind.group(1).upper()}", param="route")
+    if kind:
         from shapely import wkt
         from shapely.errors import ShapelyError
 
@@ -107,6 +118,8 @@ def parse_route(text: str) -> tuple[tuple[float, float], ...]:
     else:
         import polyline
 
+        if not _POLYLINE.fullmatch(text):
+            raise BadRequest("parameter 'route' is neither a WKT LINESTRING nor an encoded polyline", param="route")
         try:
             coords = tuple((lng, lat) for lat, lng in polyline.decode(text))
         except (ValueError, IndexError, TypeError):
