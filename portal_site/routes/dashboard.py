@@ -73,7 +73,7 @@ def dashboard_csv(request: Request, db: Database, settings: Settings, name: str)
 def on_startup(app: Litestar) -> None:
     settings: Settings = app.state["settings"]
     if settings.app.run_scheduler:
-        job = dash.SnapshotJob(app.state["db"].engine, settings.supervision)
+        job = dash.snapshot_job(app.state["db"].engine, settings.supervision)
         job.start()
         app.state["status_snapshot_job"] = job
 

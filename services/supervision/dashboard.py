@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
-import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from services.jobs import PeriodicJob
 from services.settings import SupervisionSettings
 from services.supervision.fees import PERIODS, parse_fee, period_average, total_schedule
 
-__all__ = ["SnapshotJob", "Table", "dashboard", "take_snapshot", "to_csv"]
+__all__ = ["snapshot_job", "Table", "dashboard", "take_snapshot", "to_csv"]
 
-log = logging.getLogger("zhcharge.dashboard")
 SNAPSHOT_LOCK = 0x7A68_0700  # pg advisory lock key of the snapshot job
 STATES = ("free", "charging", "offline", "fault")
 STATE_LABELS = {"free": ("空闲", "free"), "charging": ("使用中", "in use"), "offline": ("离线", "offline"),
@@ -291,31 +288,6 @@ def take_snapshot(engine: Engine, cfg: SupervisionSettings, *, force: bool = Fal
     return True
 
 
-class SnapshotJob:
+def snapshot_job(engine: Engine, cfg: SupervisionSettings) -> PeriodicJob:
     """A daemon thread calling :func:`take_snapshot` about every interval (safe in several processes)."""
-
-    def __init__(self, engine: Engine, cfg: SupervisionSettings) -> None:
-        self.engine, self.cfg = engine, cfg
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="status-snapshots", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        delay = 5.0
-        while not self._stop.wait(delay):
-            delay = max(10.0, self.cfg.snapshot_interval_s / 5)
-            try:
-                take_snapshot(self.engine, self.cfg)
-            except SQLAlchemyError:
-                log.warning("status snapshot: database unavailable; will retry")
-            except Exception:  # noqa: BLE001 - the job must survive anything
-                log.exception("status snapshot failed")
+    return PeriodicJob("status-snapshots", lambda: take_snapshot(engine, cfg), max(10.0, cfg.snapshot_interval_s / 5))
