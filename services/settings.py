@@ -114,6 +114,12 @@ class FeedSettings(BaseSettings):
     """How long a sync keeps retrying a write while the database is unreachable."""
     write_chunk: int = 1000
     """Stations written per transaction during a pull."""
+    policy_concurrency: int = 8
+    """query_equip_business_policy requests in flight at once per operator (one per connector)."""
+    policy_interval_s: int = 86400
+    """Business policies are pulled again this long after the last pull (and after each full sync)."""
+    policy_budget_s: float = 900.0
+    """One operator's policy pull gives up after this long."""
 
 
 class TileSettings(BaseSettings):

@@ -132,6 +132,9 @@ class Station(Base):
     connectors_total: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     connectors_free: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     availability: Mapped[str] = mapped_column(String(10), nullable=False, server_default="unknown")
+    # the cheapest price per kWh now (electricity + service) and when it next changes (services.prices)
+    price_now: Mapped[Decimal | None] = mapped_column(Numeric(7, 4))
+    price_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     name_pinyin: Mapped[str | None] = mapped_column(Text)
     name_initials: Mapped[str | None] = mapped_column(Text)
     search_text: Mapped[str | None] = mapped_column(Text)
@@ -159,6 +162,12 @@ class Station(Base):
         Index("ix_stations_payments", "payments", postgresql_using="gin"),
         Index("ix_stations_operator_state", "operator_id", "feed_state"),
         Index("ix_stations_updated_at", "updated_at"),
+        # partial indexes on the visible stations, made by migrations 0300 (keyset pagination by
+        # name) and 0350 (tile scans)
+        Index("ix_stations_search_name", "name", "id", postgresql_where=text("feed_state = 'active' AND interconnected")),
+        Index("ix_stations_tile_geom_3857", "geom_3857", postgresql_using="gist",
+              postgresql_where=text("feed_state = 'active' AND interconnected")),
+        Index("ix_stations_price_until", "price_until", postgresql_where=text("price_until IS NOT NULL")),
     )
 
 
@@ -255,7 +264,7 @@ class SyncRun(Base):
 
     __table_args__ = (
         Index("ix_sync_runs_operator_started", "operator_id", "started_at"),
-        CheckConstraint("mode IN ('full', 'incremental', 'status', 'push', 'check')", name="mode"),
+        CheckConstraint("mode IN ('full', 'incremental', 'status', 'push', 'check', 'policy')", name="mode"),
     )
 
 
