@@ -7,25 +7,28 @@ Create Date: 2026-11-24 18:30:00
 The station tile query itself is not a fixed SQL function: its filter predicate is rendered by
 ``services.stations.filters.StationFilter`` (shared with the search API), so ``tiles.render``
 builds it from ``sql/queries/tile_stations.sql`` / ``tile_clusters.sql`` with bind parameters.
-The functions are executed from ``sql/functions``; a later change to one of them needs a new
-migration that runs the file again.
+The functions are executed from this revision's own copies (``versions/sql/0350_*.sql``, the
+files of ``sql/functions`` as they were when it was written), so the revision keeps its meaning
+when ``sql/functions`` changes; a later change to a function needs a new migration with its own
+copy.
 """
 from __future__ import annotations
 
-from alembic import op
+from pathlib import Path
 
-from services.db import read_sql
+from alembic import op
 
 revision = "0350"
 down_revision = "0001"
 branch_labels = ("tiles",)
 depends_on = None
 
+SQL = Path(__file__).with_name("sql")  # this revision's own copies of its SQL
+
 
 def upgrade() -> None:
-    op.execute(read_sql("functions/gcj02_tile.sql"))
-    op.execute(read_sql("functions/tile_districts.sql"))
-    op.execute(read_sql("functions/tile_version_notify.sql"))
+    for name in ("gcj02_tile", "tile_districts", "tile_version_notify"):
+        op.execute((SQL / f"0350_{name}.sql").read_text(encoding="utf-8"))
     # Only visible stations are ever tiled: a partial index keeps tile scans on them alone.
     op.execute("CREATE INDEX IF NOT EXISTS ix_stations_tile_geom_3857 ON stations USING gist (geom_3857) "
                "WHERE feed_state = 'active' AND interconnected")

@@ -8,17 +8,21 @@ Measured at national scale (250,000 stations, 2 cores): aggregating a dense z5 t
 took up to 111 ms (z3: 421 ms); reading its cells from this table takes about a millisecond.
 Statement-level triggers with transition tables fold every insert/update/delete of stations into
 the table in the same transaction, so it is exactly as fresh as the data version the ETags use.
+The functions and triggers are ``versions/sql/0351_tile_cluster_cells.sql``: the file as it was
+at this revision (one trigger function building its statement with EXECUTE; 0352 replaced it).
 """
 from __future__ import annotations
 
-from alembic import op
+from pathlib import Path
 
-from services.db import read_sql
+from alembic import op
 
 revision = "0351"
 down_revision = "0350"
 branch_labels = None
 depends_on = None
+
+SQL = Path(__file__).with_name("sql")  # this revision's own copies of its SQL
 
 
 def upgrade() -> None:
@@ -36,7 +40,7 @@ def upgrade() -> None:
         )""")
     # a tile's cells: 8 x 8 cells per tile, so the tile is (cx >> 3, cy >> 3)
     op.execute("CREATE INDEX ix_tile_cluster_cells_tile ON tile_cluster_cells (z, (cx >> 3), (cy >> 3))")
-    op.execute(read_sql("functions/tile_cluster_cells.sql"))
+    op.execute((SQL / "0351_tile_cluster_cells.sql").read_text(encoding="utf-8"))
     op.execute("SELECT zh_tile_cells_rebuild()")
 
 

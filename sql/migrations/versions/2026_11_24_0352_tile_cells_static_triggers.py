@@ -7,24 +7,28 @@ Create Date: 2026-11-24 18:55:00
 0351's triggers built their statement with EXECUTE, so every UPDATE of stations paid for planning
 it (~0.45 ms per statement, even when nothing a cluster shows had changed). One static function
 per operation lets plpgsql cache the plans, and updates that touch no position, visibility or
-connector count leave at once. Re-runs sql/functions/tile_cluster_cells.sql (idempotent).
+connector count leave at once. Runs ``versions/sql/0352_tile_cluster_cells.sql`` (the file as it
+was at this revision); going back runs 0351's copy again, so 0351 has its own functions.
 """
 from __future__ import annotations
 
-from alembic import op
+from pathlib import Path
 
-from services.db import read_sql
+from alembic import op
 
 revision = "0352"
 down_revision = "0351"
 branch_labels = None
 depends_on = None
 
+SQL = Path(__file__).with_name("sql")  # this revision's own copies of its SQL
+
 
 def upgrade() -> None:
-    op.execute(read_sql("functions/tile_cluster_cells.sql"))
+    op.execute((SQL / "0352_tile_cluster_cells.sql").read_text(encoding="utf-8"))
 
 
 def downgrade() -> None:
-    # The functions of 0351 and 0352 compute the same thing; going back leaves the faster ones.
-    pass
+    op.execute((SQL / "0351_tile_cluster_cells.sql").read_text(encoding="utf-8"))
+    for fn in ("zh_tile_cells_ins", "zh_tile_cells_upd", "zh_tile_cells_del"):
+        op.execute(f"DROP FUNCTION IF EXISTS {fn}()")
