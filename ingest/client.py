@@ -21,16 +21,11 @@ from datetime import UTC, date, datetime
 
 import httpx
 
-from ingest.protocol import (
-    ProtocolError,
-    Ret,
-    Secrets,
-    build_request,
-    format_timestamp,
-    parse_response,
-    stations_from_page,
-    status_infos_from,
-)
+from ingest.crypto import Secrets
+from ingest.envelope import build_request, parse_response
+from ingest.errors import ProtocolError, Ret
+from ingest.objects import stations_from_page, status_infos_from
+from ingest.times import format_timestamp
 
 __all__ = ["Endpoint", "FeedClient", "FeedError", "TokenCache"]
 

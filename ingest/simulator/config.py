@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ingest.protocol import Secrets
+from ingest.crypto import Secrets
 
 __all__ = ["Faults", "PushTarget", "SimConfig", "default_push_secrets"]
 

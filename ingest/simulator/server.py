@@ -17,19 +17,13 @@ from litestar.exceptions import NotFoundException, PermissionDeniedException, Va
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 
-from ingest.protocol import (
-    ProtocolError,
-    Ret,
-    Secrets,
-    build_response,
-    format_query_time,
-    parse_query_time,
-    parse_request,
-    sign,
-)
+from ingest.crypto import Secrets, sign
+from ingest.envelope import build_response, parse_request
+from ingest.errors import ProtocolError, Ret
 from ingest.simulator.city import SimOperator
 from ingest.simulator.config import PushTarget, SimConfig, default_push_secrets
 from ingest.simulator.state import Simulator
+from ingest.times import format_query_time, parse_query_time
 
 __all__ = ["build_app"]
 

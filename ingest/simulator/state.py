@@ -17,14 +17,9 @@ from typing import Any
 
 import httpx
 
-from ingest.protocol import (
-    ProtocolError,
-    Ret,
-    Secrets,
-    build_request,
-    format_query_time,
-    parse_response,
-)
+from ingest.crypto import Secrets
+from ingest.envelope import build_request, parse_response
+from ingest.errors import ProtocolError, Ret
 from ingest.simulator.city import (
     CHINA_TZ,
     SimConnector,
@@ -40,6 +35,7 @@ from ingest.simulator.city import (
     park_status_for,
 )
 from ingest.simulator.config import PushTarget, SimConfig, default_push_secrets
+from ingest.times import format_query_time
 
 __all__ = ["Simulator", "Token", "PushStats", "now_china"]
 

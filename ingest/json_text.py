@@ -1,0 +1,104 @@
+"""JSON as operators' platforms send it: tolerant parsing, compact writing, and what we refuse.
+
+Parsing is strict first, then once more without trailing commas (the standard's own examples
+carry some). ``json_problem`` finds what must not go further: nesting deeper than we accept, and
+NUL characters (PostgreSQL refuses them in text).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["MAX_JSON_DEPTH", "compact_json", "json_problem", "parse_json"]
+
+
+def _drop_trailing_commas(text: str) -> str:
+    """Remove commas directly before ``}``/``]`` outside strings (the spec's own examples
+    carry one). Only used after strict parsing failed."""
+    out: list[str] = []
+    in_str = escape = False
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if in_str:
+            if escape:
+                escape = False
+            elif c == "\\":
+                escape = True
+            elif c == '"':
+                in_str = False
+        elif c == '"':
+            in_str = True
+        elif c == ",":
+            j = i + 1
+            while j < n and text[j] in " \t\r\n":
+                j += 1
+            if j < n and text[j] in "}]":
+                i += 1
+                continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+#: Deepest nesting accepted in an envelope or its Data (a StationInfo page needs 5).
+MAX_JSON_DEPTH = 32
+
+
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """What is wrong with decoded JSON for us, or ``None``: nesting deeper than ``max_depth``, or
+    a NUL character in a string or key (PostgreSQL refuses NUL in text). One iterative pass, so
+    hostile input cannot exhaust the stack; the answer names the field.
+
+    >>> json_problem({"StationInfos": [{"StationID": "a\\x00"}]})
+    'field StationInfos[0].StationID contains a NUL character'
+    >>> json_problem([[[1]]], max_depth=2), json_problem({"a": ["b"]})
+    ('nested deeper than 2 levels at [0][0]', None)
+    """
+    # (value, depth, label, parent entry): the path is only spelled out when something is wrong
+    stack: list[tuple[Any, int, str, Any]] = [(value, 0, "", None)]
+
+    def path_of(entry: Any) -> str:
+        parts = []
+        while entry is not None:
+            parts.append(entry[2])
+            entry = entry[3]
+        text = "".join(reversed(parts)).lstrip(".")
+        return text.replace("\x00", "\\0") or "value"
+
+    while stack:
+        entry = stack.pop()
+        item, depth = entry[0], entry[1]
+        if isinstance(item, str):
+            if "\x00" in item:
+                return f"field {path_of(entry)} contains a NUL character"
+        elif isinstance(item, (dict, list)):
+            if depth >= max_depth:
+                return f"nested deeper than {max_depth} levels at {path_of(entry)}"
+            if isinstance(item, dict):
+                for k, v in item.items():
+                    child = (v, depth + 1, f".{k}", entry)
+                    if "\x00" in k:
+                        return f"field {path_of(child)} contains a NUL character"
+                    stack.append(child)
+            else:
+                stack.extend((v, depth + 1, f"[{i}]", entry) for i, v in enumerate(item))
+    return None
+
+
+def parse_json(text: str) -> Any:
+    """Strict JSON, then once more without trailing commas; raises ``ValueError`` (also when the
+    nesting is so deep that the parser gives up)."""
+    try:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            return json.loads(_drop_trailing_commas(text))
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def compact_json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
