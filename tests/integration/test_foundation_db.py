@@ -5,14 +5,73 @@ from __future__ import annotations
 import secrets
 
 import pytest
-from sqlalchemy import create_engine, text
+from alembic import command
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from geoalchemy2 import alembic_helpers  # noqa: F401 - registers op.create_geospatial_table, as env.py does
+from sqlalchemy import Connection, create_engine, text
 
 from services import migrate
 from services.geography import locate
-from tests.conftest import create_database, drop_database
+from services.models import Base
+from tests.conftest import ROOT, create_database, drop_database
+
+# Our objects in the public schema: what an extension (PostGIS, pg_trgm) made, and Alembic's own
+# table, are left out.
+_OURS = ("n.nspname = 'public' AND {oid} IS DISTINCT FROM to_regclass('alembic_version')::oid "
+         "AND NOT EXISTS (SELECT 1 FROM pg_depend e WHERE e.objid = {oid} AND e.deptype = 'e')")
+_SCHEMA = {
+    "relation": f"""SELECT c.relname, c.relkind::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE {_OURS.format(oid="c.oid")} AND c.relkind NOT IN ('i', 'I', 'c')""",
+    "column": f"""SELECT c.relname || '.' || a.attname,
+                         format_type(a.atttypid, a.atttypmod) || CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END
+                         || coalesce(' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), '')
+                         || coalesce(' IDENTITY ' || nullif(a.attidentity::text, ''), '')
+                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+                  WHERE {_OURS.format(oid="c.oid")} AND a.attnum > 0 AND NOT a.attisdropped
+                    AND c.relkind IN ('r', 'p', 'v', 'm')""",
+    "index": f"""SELECT c.relname, pg_get_indexdef(c.oid) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_OURS.format(oid="i.indrelid")}""",
+    "constraint": f"""SELECT r.relname || '.' || k.conname, pg_get_constraintdef(k.oid) FROM pg_constraint k
+                      JOIN pg_class r ON r.oid = k.conrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+                      WHERE {_OURS.format(oid="r.oid")}""",
+    "function": f"""SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid) FROM pg_proc p
+                    JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {_OURS.format(oid="p.oid")} AND p.prokind IN ('f', 'p')""",
+    "trigger": f"""SELECT r.relname || '.' || t.tgname, pg_get_triggerdef(t.oid) FROM pg_trigger t
+                   JOIN pg_class r ON r.oid = t.tgrelid JOIN pg_namespace n ON n.oid = r.relnamespace
+                   WHERE {_OURS.format(oid="r.oid")} AND NOT t.tgisinternal""",
+}
+
+
+def schema(conn: Connection) -> dict[str, dict[str, str]]:
+    """Every table, column, index, constraint, function (its full definition) and trigger of ours,
+    as PostgreSQL prints them back."""
+    return {kind: dict(conn.execute(text(q)).all()) for kind, q in _SCHEMA.items()}
+
+
+def differences(a: dict[str, dict[str, str]], b: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+    """The names, per kind, whose definitions differ (or exist on one side only)."""
+    out = {kind: sorted(k for k in a[kind].keys() | b[kind].keys() if a[kind].get(k) != b[kind].get(k)) for kind in a}
+    return {kind: names for kind, names in out.items() if names}
+
+
+def assert_models_match_schema(url: str) -> None:
+    """``alembic check``: autogenerate finds no difference between the models and the database."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            cfg = migrate.alembic_config(url)
+            cfg.attributes["connection"] = conn
+            command.check(cfg)
+    finally:
+        engine.dispose()
 
 
 def test_migrations_downgrade_to_base_and_upgrade_again() -> None:
+    """Base to the heads, down to base, up again: the second schema is the first one exactly, and
+    the models describe it (``alembic check``)."""
     name = f"zhcharge_mig_{secrets.token_hex(4)}"
     url = create_database(name)
     engine = create_engine(url)
@@ -22,18 +81,73 @@ def test_migrations_downgrade_to_base_and_upgrade_again() -> None:
         assert migrate.current_revisions(engine) == heads
         with engine.connect() as conn:
             assert conn.execute(text("SELECT to_regclass('stations')")).scalar() == "stations"
+            first = schema(conn)
         migrate.downgrade(engine, "base")
         assert migrate.current_revisions(engine) == []
         with engine.connect() as conn:
-            tables = conn.execute(text(
-                "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' "
-                "AND tablename NOT IN ('spatial_ref_sys', 'alembic_version')")).scalar()
-        assert tables == 0
+            left = schema(conn)
+        assert left == {kind: {} for kind in _SCHEMA}
         migrate.upgrade(engine)
         assert migrate.current_revisions(engine) == heads
+        with engine.connect() as conn:
+            again = schema(conn)
+        assert differences(again, first) == {}
+        assert_models_match_schema(url)
     finally:
         engine.dispose()
         drop_database(name)
+
+
+def _in_order(script: ScriptDirectory) -> list[str]:
+    """Every revision, each after those it revises or depends on (ties by id)."""
+    revisions = {r.revision: r for r in script.walk_revisions()}
+    order: list[str] = []
+    while len(order) < len(revisions):
+        order.append(min(r for r in revisions if r not in order
+                         and set(revisions[r]._all_down_revisions) <= set(order)))
+    return order
+
+
+def test_every_revision_downgrades_to_exactly_the_schema_before_it() -> None:
+    """Revision by revision from base (each after those it revises or depends on): its upgrade(),
+    its downgrade(), and the schema is the one before it, character for character (a restored
+    function included); then its upgrade() again for the next one. The revisions' own functions are
+    called, so Alembic's choice of targets plays no part."""
+    name = f"zhcharge_mig_{secrets.token_hex(4)}"
+    url = create_database(name)
+    engine = create_engine(url)
+    try:
+        script = ScriptDirectory.from_config(migrate.alembic_config(url))
+        # as sql/migrations/env.py configures it: the metadata's naming convention names constraints
+        context = {"target_metadata": Base.metadata}
+        with engine.connect() as conn, Operations.context(MigrationContext.configure(conn, opts=context)):
+            for rev in _in_order(script):
+                module = script.get_revision(rev).module
+                before = schema(conn)
+                module.upgrade()
+                module.downgrade()
+                assert differences(schema(conn), before) == {}, rev
+                module.upgrade()
+                conn.commit()
+    finally:
+        engine.dispose()
+        drop_database(name)
+
+
+def test_head_functions_and_triggers_are_those_of_sql_functions(engine) -> None:  # noqa: ANN001
+    """``sql/functions`` holds the current definitions: running its files on the migrated database
+    (in a transaction that is rolled back) changes no function, trigger or anything else."""
+    files = sorted((ROOT / "sql" / "functions").glob("*.sql"))
+    assert files
+    with engine.connect() as conn:
+        conn.execute(text("SET LOCAL lock_timeout = '20s'"))  # the triggers on stations are re-created
+        migrated = schema(conn)
+        cursor = conn.connection.cursor()  # the DB-API cursor: the files' text is sent as it is
+        for path in files:
+            cursor.execute(path.read_text(encoding="utf-8"))
+        applied = schema(conn)
+        conn.rollback()
+    assert differences(applied, migrated) == {}
 
 
 def test_database_is_utf8_with_a_utf8_ctype(engine) -> None:  # noqa: ANN001

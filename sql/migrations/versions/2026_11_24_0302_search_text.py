@@ -54,6 +54,15 @@ END $$;
 _CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in (
     "id", "search_text", "name", "name_pinyin", "name_initials", "feed_state", "interconnected", "geom"))
 
+# 0300's definition, character for character, which going back restores.
+TRUNCATE_FUNCTION_0300 = """
+CREATE OR REPLACE FUNCTION zh_station_search_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    TRUNCATE station_search;
+    RETURN NULL;
+END $$;
+"""
+
 
 def upgrade() -> None:
     op.execute("""
@@ -82,10 +91,5 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS trg_station_text_upd ON stations")
     op.execute("DROP TRIGGER IF EXISTS trg_station_text_ins_del ON stations")
     op.execute("DROP FUNCTION IF EXISTS zh_station_text_sync()")
-    op.execute("""
-        CREATE OR REPLACE FUNCTION zh_station_search_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            TRUNCATE station_search;
-            RETURN NULL;
-        END $$;""")
+    op.execute(TRUNCATE_FUNCTION_0300)
     op.execute("DROP TABLE IF EXISTS station_text")
