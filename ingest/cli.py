@@ -62,8 +62,8 @@ def add_operator(operator_id: str, name: str, base_url: str, our_operator_id: st
     the inbound credentials. Operators added here are marked interconnected, so their stations show
     on the public map.
     """
-    from ingest.endpoints import register_operator
     from services.errors import AppError
+    from services.feed.endpoints import register_operator
     from services.settings import load_settings
 
     settings = load_settings()

@@ -111,10 +111,10 @@ def load_demo(settings: Settings, *, stations: int = 1500, operators: int = 6, p
     """Everything ``zhcharge demo load`` does; returns False when a sync failed."""
     from sqlalchemy import text
 
-    from ingest.endpoints import register_operator
     from ingest.sync import sync_all
     from services import migrate
     from services.db import make_engine
+    from services.feed.endpoints import register_operator
     from services.geography import load_districts_into_db
 
     engine = make_engine(settings.db, start=settings.db.embedded)
