@@ -1,21 +1,71 @@
-"""Operator endpoints (status) and the stored view of one station.
+"""Operator endpoints as the feed reads them, their status, and the stored view of one station.
 
 Registration (``register_operator``) is domain work on ``feed_endpoints`` and lives in
-:mod:`services.feed.endpoints`; it is re-exported here for the feed's callers. Used by the
-``zhcharge feed`` / ``zhcharge stations`` commands and the demo loader.
+:mod:`services.feed.endpoints`; it is re-exported here for the feed's callers. Used by the sync,
+the scheduler, the ``zhcharge feed`` / ``zhcharge stations`` commands and the demo loader.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from ingest.client import Endpoint
+from ingest.crypto import Secrets
 from services.errors import NotFound
 from services.feed.endpoints import InboundCredentials, register_operator
 
-__all__ = ["InboundCredentials", "endpoint_status", "register_operator", "station_detail"]
+__all__ = ["EndpointInfo", "InboundCredentials", "endpoint_status", "load_endpoints", "register_operator",
+           "station_detail"]
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    """A ``feed_endpoints`` row joined with its operator's name."""
+
+    operator_id: str
+    name: str
+    base_url: str | None
+    api_version: str
+    platform_operator_id: str | None
+    operator_secret: str | None
+    data_secret: str | None
+    data_iv: str | None
+    sig_secret: str | None
+    enabled: bool
+    interconnected: bool
+    last_query_time: datetime | None
+    circuit_state: str
+    circuit_failures: int
+    circuit_opened_at: datetime | None
+
+    @property
+    def pullable(self) -> bool:
+        return bool(self.base_url and self.platform_operator_id and self.operator_secret
+                    and self.data_secret and self.data_iv and self.sig_secret)
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.operator_id, self.base_url or "", self.api_version,
+                        Secrets(self.platform_operator_id or "", self.operator_secret or "",
+                                self.data_secret or "", self.data_iv or "", self.sig_secret or ""))
+
+
+_ENDPOINTS = text("""
+SELECT f.operator_id, o.name, f.base_url, f.api_version, f.platform_operator_id, f.operator_secret,
+       f.data_secret, f.data_iv, f.sig_secret, f.enabled, f.interconnected, f.last_query_time,
+       f.circuit_state, f.circuit_failures, f.circuit_opened_at
+FROM feed_endpoints f JOIN operators o ON o.operator_id = f.operator_id
+WHERE (CAST(:op AS text) IS NULL OR f.operator_id = :op)
+ORDER BY f.operator_id
+""")
+
+
+def load_endpoints(conn: Connection, operator_id: str | None = None) -> list[EndpointInfo]:
+    return [EndpointInfo(**dict(r._mapping)) for r in conn.execute(_ENDPOINTS, {"op": operator_id})]
 
 
 _STATUS = text("""

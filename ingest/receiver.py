@@ -39,17 +39,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 
-from ingest.protocol import (
-    CONNECTOR_STATUSES,
-    ProtocolError,
-    Ret,
-    Secrets,
-    build_response,
-    parse_request,
-    stations_from_page,
-)
+from ingest.crypto import Secrets
+from ingest.envelope import build_response, parse_request
+from ingest.errors import ProtocolError, Ret
+from ingest.objects import CONNECTOR_STATUSES, stations_from_page
+from ingest.retention import prune  # re-exported: it lived here before ingest.retention
+from ingest.store import store_station_infos
 from services.db import is_disconnect
 from services.settings import Settings
 from services.stations.summary import bump_version, refresh_station_summaries
@@ -296,8 +293,6 @@ class Receiver:
         return {"Status": 0}
 
     def _station_info(self, inbound: _Inbound, parsed: Any) -> dict:
-        from ingest.sync import store_station_infos
-
         data = parsed.data if isinstance(parsed.data, dict) else None
         if data is None:
             raise ProtocolError(Ret.BUSINESS, "Data must be a StationInfo object")
@@ -348,17 +343,3 @@ def _small(value: Any) -> int | None:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return value if isinstance(value, int) and -32768 <= value <= 32767 else None
-
-
-def prune(engine: Engine, settings: Settings) -> tuple[int, int]:
-    """Forget replay entries older than the TimeStamp window, expired tokens and runs older than 90 days."""
-    keep_s = settings.feed.timestamp_window_s * 2 + 60
-    try:
-        with engine.begin() as conn:
-            seen = conn.execute(text("DELETE FROM feed_push_seen WHERE ts < now() - make_interval(secs => :s)"),
-                                {"s": keep_s}).rowcount
-            tokens = conn.execute(text("DELETE FROM feed_tokens WHERE expires_at < now() - interval '1 day'")).rowcount
-            conn.execute(text("DELETE FROM sync_runs WHERE started_at < now() - interval '90 days'"))
-        return seen, tokens
-    except SQLAlchemyError:
-        return 0, 0

@@ -20,7 +20,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from ingest.sync import load_endpoints, pull_statuses, sync_operator
+from ingest.endpoints import load_endpoints
+from ingest.retention import prune
+from ingest.sync import pull_statuses, sync_operator
 from services.settings import Settings
 
 __all__ = ["FeedScheduler"]
@@ -78,8 +80,6 @@ class FeedScheduler:
         started: list[str] = []
         now_mono = time.monotonic()
         if now_mono - self._last_prune > 60:
-            from ingest.receiver import prune
-
             prune(self.engine, self.settings)
             self._last_prune = now_mono
         if self.receiver is not None and now_mono - self._last_push_log > 60:

@@ -1,0 +1,336 @@
+"""The feed's writes of station data: stations, equipment, connectors and connector statuses.
+
+Shared by the pull sync (:mod:`ingest.sync`) and the push receiver (:mod:`ingest.receiver`), so a
+pushed StationInfo is stored exactly like a pulled one. Every write is an idempotent upsert in the
+caller's transaction: one ``INSERT .. ON CONFLICT`` per table for a whole chunk (district by
+``ST_Intersects`` in PostGIS, rejected stations kept with their reason), then the deletion of the
+piles and connectors a station no longer reports; rows whose content did not change are not
+written at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from psycopg2.extras import execute_values
+from sqlalchemy.engine import Connection
+
+from ingest.objects import CONNECTOR_STATUSES
+from ingest.rows import content_digest, int_or_none, prepare_rows
+
+__all__ = ["StoreCounts", "store_station_infos", "store_statuses"]
+
+
+_STATION_TEMPLATE = (
+    "(%s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::varchar,"
+    " %s::smallint, %s::smallint, %s::int, %s::float8, %s::float8, %s::float8, %s::float8, %s::varchar,"
+    " %s::smallint, %s::text[], %s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::varchar,"
+    " %s::varchar, %s::smallint, %s::varchar, %s::varchar(10)[], %s::text[], %s::text, %s::text, %s::text,"
+    " %s::jsonb, %s::varchar, %s::text, %s::boolean)"
+)
+
+_UPSERT_STATIONS = """
+WITH v (station_id, equipment_owner_id, name, country_code, area_code, address, station_tel, service_tel,
+        station_type, station_status, park_nums, lng_gcj02, lat_gcj02, lng, lat, site_guide, construction,
+        pictures, match_cars, park_info, busine_hours, electricity_fee, service_fee, park_fee, payment,
+        support_order, remark, payments, payment_unknown, name_pinyin, name_initials, search_text, raw,
+        content_hash, problems, interconnected) AS (VALUES %s),
+p AS (
+    SELECT v.*, CASE WHEN v.lng IS NOT NULL THEN ST_SetSRID(ST_MakePoint(v.lng, v.lat), 4326) END AS g FROM v
+),
+d AS (
+    SELECT p.*, (SELECT dd.adcode FROM districts dd
+                 WHERE dd.city_adcode = %(city)s AND ST_Intersects(dd.geom, p.g)
+                 ORDER BY dd.adcode LIMIT 1) AS adcode
+    FROM p
+)
+INSERT INTO stations AS s (
+    operator_id, station_id, equipment_owner_id, name, country_code, area_code, address, station_tel,
+    service_tel, station_type, station_status, park_nums, lng_gcj02, lat_gcj02, site_guide, construction,
+    pictures, match_cars, park_info, busine_hours, electricity_fee, service_fee, park_fee, payment,
+    support_order, remark, geom, geom_3857, district_adcode, area_code_mismatch, feed_state, reject_reason,
+    interconnected, payments, payment_unknown, name_pinyin, name_initials, search_text, raw, content_hash,
+    info_changed_at, withdrawn_at, updated_at)
+SELECT %(op)s, station_id, equipment_owner_id, name, country_code, area_code, address, station_tel,
+       service_tel, station_type, station_status, park_nums, lng_gcj02, lat_gcj02, site_guide, construction,
+       pictures, match_cars, park_info, busine_hours, electricity_fee, service_fee, park_fee, payment,
+       support_order, remark, g, ST_Transform(g, 3857), adcode,
+       adcode IS NOT NULL AND area_code IS DISTINCT FROM adcode::text,
+       CASE WHEN problems IS NOT NULL OR adcode IS NULL THEN 'rejected' ELSE 'active' END,
+       coalesce(problems, CASE WHEN g IS NULL THEN 'StationLng/StationLat are not usable coordinates'
+                               WHEN adcode IS NULL THEN format(
+                                   'StationLng/StationLat (GCJ-02 %%s, %%s) lie outside the city''s districts',
+                                   lng_gcj02, lat_gcj02) END),
+       interconnected, payments, payment_unknown, name_pinyin, name_initials, search_text, raw, content_hash,
+       now(), NULL, now()
+FROM d
+ON CONFLICT (operator_id, station_id) DO UPDATE SET
+    equipment_owner_id = EXCLUDED.equipment_owner_id, name = EXCLUDED.name, country_code = EXCLUDED.country_code,
+    area_code = EXCLUDED.area_code, address = EXCLUDED.address, station_tel = EXCLUDED.station_tel,
+    service_tel = EXCLUDED.service_tel, station_type = EXCLUDED.station_type,
+    station_status = EXCLUDED.station_status, park_nums = EXCLUDED.park_nums, lng_gcj02 = EXCLUDED.lng_gcj02,
+    lat_gcj02 = EXCLUDED.lat_gcj02, site_guide = EXCLUDED.site_guide, construction = EXCLUDED.construction,
+    pictures = EXCLUDED.pictures, match_cars = EXCLUDED.match_cars, park_info = EXCLUDED.park_info,
+    busine_hours = EXCLUDED.busine_hours, electricity_fee = EXCLUDED.electricity_fee,
+    service_fee = EXCLUDED.service_fee, park_fee = EXCLUDED.park_fee, payment = EXCLUDED.payment,
+    support_order = EXCLUDED.support_order, remark = EXCLUDED.remark, geom = EXCLUDED.geom,
+    geom_3857 = EXCLUDED.geom_3857, district_adcode = EXCLUDED.district_adcode,
+    area_code_mismatch = EXCLUDED.area_code_mismatch, feed_state = EXCLUDED.feed_state,
+    reject_reason = EXCLUDED.reject_reason, interconnected = EXCLUDED.interconnected,
+    payments = EXCLUDED.payments, payment_unknown = EXCLUDED.payment_unknown,
+    name_pinyin = EXCLUDED.name_pinyin, name_initials = EXCLUDED.name_initials,
+    search_text = EXCLUDED.search_text, raw = EXCLUDED.raw, content_hash = EXCLUDED.content_hash,
+    info_changed_at = CASE WHEN s.content_hash IS DISTINCT FROM EXCLUDED.content_hash THEN now()
+                           ELSE s.info_changed_at END,
+    withdrawn_at = NULL, updated_at = now()
+WHERE s.content_hash IS DISTINCT FROM EXCLUDED.content_hash OR s.feed_state IS DISTINCT FROM EXCLUDED.feed_state
+   OR s.district_adcode IS DISTINCT FROM EXCLUDED.district_adcode
+RETURNING s.id, s.station_id, (s.xmax = 0) AS inserted, s.feed_state
+"""
+
+_EQUIPMENT_TEMPLATE = (
+    "(%s::varchar, %s::varchar, %s::varchar, %s::varchar, %s::date, %s::smallint, %s::float8, %s::float8,"
+    " %s::float8, %s::float8, %s::numeric, %s::varchar, %s::bigint)"
+)
+
+_UPSERT_EQUIPMENT = """
+INSERT INTO equipment AS e (station_pk, operator_id, equipment_id, manufacturer_id, manufacturer_name,
+                            equipment_model, production_date, equipment_type, lng_gcj02, lat_gcj02, geom,
+                            power_kw, equipment_name, updated_at)
+SELECT v.station_pk, %(op)s, v.equipment_id, v.manufacturer_id, v.manufacturer_name, v.equipment_model,
+       v.production_date, v.equipment_type, v.lng_gcj02, v.lat_gcj02,
+       CASE WHEN v.lng IS NOT NULL THEN ST_SetSRID(ST_MakePoint(v.lng, v.lat), 4326) END,
+       v.power_kw, v.equipment_name, now()
+FROM (VALUES %s) AS v (equipment_id, manufacturer_id, manufacturer_name, equipment_model, production_date,
+                       equipment_type, lng_gcj02, lat_gcj02, lng, lat, power_kw, equipment_name, station_pk)
+ON CONFLICT (operator_id, equipment_id) DO UPDATE SET
+    station_pk = EXCLUDED.station_pk, manufacturer_id = EXCLUDED.manufacturer_id,
+    manufacturer_name = EXCLUDED.manufacturer_name, equipment_model = EXCLUDED.equipment_model,
+    production_date = EXCLUDED.production_date, equipment_type = EXCLUDED.equipment_type,
+    lng_gcj02 = EXCLUDED.lng_gcj02, lat_gcj02 = EXCLUDED.lat_gcj02, geom = EXCLUDED.geom,
+    power_kw = EXCLUDED.power_kw, equipment_name = EXCLUDED.equipment_name, updated_at = now()
+WHERE (e.station_pk, e.manufacturer_id, e.manufacturer_name, e.equipment_model, e.production_date,
+       e.equipment_type, e.lng_gcj02, e.lat_gcj02, e.power_kw, e.equipment_name)
+      IS DISTINCT FROM
+      (EXCLUDED.station_pk, EXCLUDED.manufacturer_id, EXCLUDED.manufacturer_name, EXCLUDED.equipment_model,
+       EXCLUDED.production_date, EXCLUDED.equipment_type, EXCLUDED.lng_gcj02, EXCLUDED.lat_gcj02,
+       EXCLUDED.power_kw, EXCLUDED.equipment_name)
+"""
+
+_CONNECTOR_TEMPLATE = (
+    "(%s::varchar, %s::varchar, %s::varchar, %s::smallint, %s::int, %s::int, %s::int, %s::numeric,"
+    " %s::varchar, %s::smallint)"
+)
+
+_UPSERT_CONNECTORS = """
+INSERT INTO connectors AS c (equipment_pk, station_pk, operator_id, connector_id, connector_name,
+                             connector_type, voltage_upper_limits, voltage_lower_limits, current, power_kw,
+                             park_no, national_standard, updated_at)
+SELECT e.id, e.station_pk, %(op)s, v.connector_id, v.connector_name, v.connector_type, v.vu, v.vl, v.cur,
+       v.power_kw, v.park_no, v.national_standard, now()
+FROM (VALUES %s) AS v (connector_id, equipment_id, connector_name, connector_type, vu, vl, cur, power_kw,
+                       park_no, national_standard)
+JOIN equipment e ON e.operator_id = %(op)s AND e.equipment_id = v.equipment_id
+ON CONFLICT (operator_id, connector_id) DO UPDATE SET
+    equipment_pk = EXCLUDED.equipment_pk, station_pk = EXCLUDED.station_pk,
+    connector_name = EXCLUDED.connector_name, connector_type = EXCLUDED.connector_type,
+    voltage_upper_limits = EXCLUDED.voltage_upper_limits, voltage_lower_limits = EXCLUDED.voltage_lower_limits,
+    current = EXCLUDED.current, power_kw = EXCLUDED.power_kw, park_no = EXCLUDED.park_no,
+    national_standard = EXCLUDED.national_standard, updated_at = now()
+WHERE (c.equipment_pk, c.station_pk, c.connector_name, c.connector_type, c.voltage_upper_limits,
+       c.voltage_lower_limits, c.current, c.power_kw, c.park_no, c.national_standard)
+      IS DISTINCT FROM
+      (EXCLUDED.equipment_pk, EXCLUDED.station_pk, EXCLUDED.connector_name, EXCLUDED.connector_type,
+       EXCLUDED.voltage_upper_limits, EXCLUDED.voltage_lower_limits, EXCLUDED.current, EXCLUDED.power_kw,
+       EXCLUDED.park_no, EXCLUDED.national_standard)
+"""
+
+
+_PRECEDENCE = {"unchanged": 0, "updated": 1, "inserted": 2, "rejected": 3}
+
+
+@dataclass
+class StoreCounts:
+    """What happened to each StationID: inserted, updated, unchanged (accepted ones) or rejected."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    touched: list[int] = field(default_factory=list)
+    """Primary keys of the station rows that changed."""
+    outcome: dict[str, str] = field(default_factory=dict)
+
+    def add(self, other: StoreCounts) -> None:
+        """Merge a later chunk (a station read twice keeps its strongest outcome)."""
+        self.touched += other.touched
+        for sid, o in other.outcome.items():
+            prev = self.outcome.get(sid)
+            if prev is None or "rejected" in (o, prev) or _PRECEDENCE[o] > _PRECEDENCE[prev]:
+                self.outcome[sid] = o  # the latest read decides rejection; otherwise the strongest change
+        values = list(self.outcome.values())
+        self.inserted, self.updated = values.count("inserted"), values.count("updated")
+        self.unchanged, self.rejected = values.count("unchanged"), values.count("rejected")
+
+
+def store_station_infos(conn: Connection, operator_id: str, operator_name: str, stations: Sequence[dict], *,
+                        interconnected: bool, city_adcode: int = 440400) -> StoreCounts:
+    """Upsert normalised StationInfos with their equipment and connectors, in the caller's transaction.
+
+    Returns the counts and the primary keys of the stations whose row changed (their derived
+    columns still need ``refresh_station_summaries``).
+    """
+    counts = StoreCounts()
+    by_id: dict[str, dict] = {}
+    for st in stations:
+        sid = st.get("StationID") if isinstance(st, dict) else None
+        if isinstance(sid, str) and sid.strip():
+            by_id[sid] = st
+    if not by_id:
+        return counts
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        # Skip what is stored already with the same content: no conversion, no write.
+        cur.execute("SELECT station_id, content_hash, feed_state FROM stations WHERE operator_id = %s "
+                    "AND station_id = ANY(%s)", (operator_id, list(by_id)))
+        stored = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+        skipped: dict[str, str] = {}
+        todo = []
+        for sid, st in by_id.items():
+            have = stored.get(sid)
+            if have and have[1] != "withdrawn" and have[0] == content_digest(st, operator_name, interconnected):
+                skipped[sid] = "rejected" if have[1] == "rejected" else "unchanged"
+            else:
+                todo.append(st)
+        prep = prepare_rows(todo, operator_id, operator_name, interconnected)
+        if not prep.stations:
+            counts.outcome = skipped
+            counts.unchanged = sum(1 for o in skipped.values() if o == "unchanged")
+            counts.rejected = len(skipped) - counts.unchanged
+            return counts
+        # execute_values cannot mix %(name)s with the VALUES placeholder: inline the two constants
+        # (an int, and the operator ID quoted by the driver).
+        sql = _UPSERT_STATIONS.replace("%(city)s", str(int(city_adcode))).replace(
+            "%(op)s", cur.mogrify("%s", (operator_id,)).decode())
+        returned = execute_values(cur, sql, prep.stations, template=_STATION_TEMPLATE,
+                                  page_size=len(prep.stations), fetch=True)
+        ids = [r[0] for r in prep.stations]
+        cur.execute("SELECT station_id FROM stations WHERE operator_id = %s AND station_id = ANY(%s) "
+                    "AND feed_state = 'rejected'", (operator_id, ids))
+        rejected = {r[0] for r in cur.fetchall()}
+        changed_active: dict[str, int] = {}
+        rejected_pks: list[int] = []
+        outcome = {sid: ("rejected" if sid in rejected else "unchanged") for sid in ids}
+        for pk, sid, inserted, state in returned:
+            counts.touched.append(pk)
+            if state == "rejected":
+                rejected_pks.append(pk)
+            else:
+                changed_active[sid] = pk
+                outcome[sid] = "inserted" if inserted else "updated"
+        outcome.update(skipped)
+        counts.outcome = outcome
+        counts.inserted = sum(1 for o in outcome.values() if o == "inserted")
+        counts.updated = sum(1 for o in outcome.values() if o == "updated")
+        counts.unchanged = sum(1 for o in outcome.values() if o == "unchanged")
+        counts.rejected = sum(1 for o in outcome.values() if o == "rejected")
+        op_literal = cur.mogrify("%s", (operator_id,)).decode()
+        if rejected_pks:
+            # A rejected station shows nothing; its piles are dropped (the raw StationInfo is kept).
+            cur.execute("DELETE FROM equipment WHERE station_pk = ANY(%s)", (rejected_pks,))
+        if changed_active:
+            eq_rows: dict[str, tuple] = {}
+            con_rows: dict[str, tuple] = {}
+            for sid, pk in changed_active.items():
+                for row in prep.equipment.get(sid, []):
+                    eq_rows[row[0]] = (*row, pk)
+                for row in prep.connectors.get(sid, []):
+                    con_rows[row[0]] = row
+            pks = list(changed_active.values())
+            if eq_rows:
+                execute_values(cur, _UPSERT_EQUIPMENT.replace("%(op)s", op_literal), list(eq_rows.values()),
+                               template=_EQUIPMENT_TEMPLATE, page_size=5000)
+            cur.execute("DELETE FROM equipment WHERE station_pk = ANY(%s) AND NOT (equipment_id = ANY(%s))",
+                        (pks, list(eq_rows)))
+            if con_rows:
+                execute_values(cur, _UPSERT_CONNECTORS.replace("%(op)s", op_literal), list(con_rows.values()),
+                               template=_CONNECTOR_TEMPLATE, page_size=5000)
+            cur.execute("DELETE FROM connectors WHERE station_pk = ANY(%s) AND NOT (connector_id = ANY(%s))",
+                        (pks, list(con_rows)))
+    finally:
+        cur.close()
+    return counts
+
+
+# --------------------------------------------------------------------------------------------
+# Statuses
+# --------------------------------------------------------------------------------------------
+
+_UPSERT_STATUS = """
+INSERT INTO connector_status AS cs (operator_id, connector_id, status, park_status, lock_status, source,
+                                    status_since, updated_at)
+SELECT %(op)s, v.connector_id, v.status, v.park, v.lock, %(src)s, now(), now()
+FROM (VALUES %s) AS v (connector_id, status, park, lock)
+ON CONFLICT (operator_id, connector_id) DO UPDATE SET
+    status = EXCLUDED.status, park_status = EXCLUDED.park_status, lock_status = EXCLUDED.lock_status,
+    source = EXCLUDED.source,
+    status_since = CASE WHEN cs.status IS DISTINCT FROM EXCLUDED.status THEN now() ELSE cs.status_since END,
+    updated_at = now()
+WHERE (cs.status, cs.park_status, cs.lock_status, cs.source) IS DISTINCT FROM
+      (EXCLUDED.status, EXCLUDED.park_status, EXCLUDED.lock_status, EXCLUDED.source)
+   OR cs.updated_at < now() - interval '5 minutes'
+"""
+
+
+def _status_rows(infos: Iterable[dict]) -> tuple[dict[str, tuple], int]:
+    rows: dict[str, tuple] = {}
+    bad = 0
+    for info in infos:
+        if not isinstance(info, dict):
+            bad += 1
+            continue
+        for c in info.get("ConnectorStatusInfos") or []:
+            if not isinstance(c, dict):
+                bad += 1
+                continue
+            cid, status = c.get("ConnectorID"), c.get("Status")
+            if not isinstance(cid, str) or not cid or len(cid) > 26 or int_or_none(status) is None \
+                    or status not in CONNECTOR_STATUSES:
+                bad += 1
+                continue
+            rows[cid] = (cid, status, int_or_none(c.get("ParkStatus")), int_or_none(c.get("LockStatus")))
+    return rows, bad
+
+
+def store_statuses(conn: Connection, operator_id: str, infos: Iterable[dict], *, source: str = "pull") -> tuple[int, list[int]]:
+    """Upsert connector statuses; returns (statuses stored, pks of stations whose statuses changed).
+
+    ``status_since`` moves only when the status value changes; ``updated_at`` is the report time,
+    refreshed at most every 5 minutes while nothing changes (a status pull every minute would
+    otherwise rewrite every row of the table each time).
+    """
+    rows, _bad = _status_rows(infos)
+    if not rows:
+        return 0, []
+    cur = conn.connection.dbapi_connection.cursor()
+    try:
+        ids = list(rows)
+        cur.execute("SELECT connector_id, status FROM connector_status WHERE operator_id = %s "
+                    "AND connector_id = ANY(%s)", (operator_id, ids))
+        old = dict(cur.fetchall())
+        changed = [cid for cid, row in rows.items() if old.get(cid) != row[1]]
+        sql = _UPSERT_STATUS.replace("%(op)s", cur.mogrify("%s", (operator_id,)).decode()).replace(
+            "%(src)s", cur.mogrify("%s", (source,)).decode())
+        execute_values(cur, sql, list(rows.values()), template="(%s::varchar, %s::smallint, %s::smallint, %s::smallint)",
+                       page_size=10000)
+        pks: list[int] = []
+        if changed:
+            cur.execute("UPDATE stations s SET status_changed_at = now() FROM (SELECT DISTINCT station_pk FROM "
+                        "connectors WHERE operator_id = %s AND connector_id = ANY(%s)) c WHERE s.id = c.station_pk "
+                        "RETURNING s.id", (operator_id, changed))
+            pks = [r[0] for r in cur.fetchall()]
+        return len(rows), pks
+    finally:
+        cur.close()
+
