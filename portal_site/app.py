@@ -55,6 +55,7 @@ ROUTE_MODULES: list[str] = [
     "portal_site.routes.profile",
     "portal_site.routes.dashboard",
     "portal_site.routes.archives",
+    "portal_site.routes.interconnection",
     "portal_site.routes.subsidy",
 ]
 

@@ -1,5 +1,6 @@
-"""Back-office archives (B2–B4), interconnection configuration (B5) and the regulators' review
-queues under /admin/. Server-rendered pages; every POST is a form with the CSRF field.
+"""Back-office archives (B2–B4) and the regulators' review queues under /admin/. Server-rendered
+pages; every POST is a form with the CSRF field. (B5, interconnection set-up, is
+:mod:`portal_site.routes.interconnection`.)
 
 Operators only ever reach their own rows (the services scope every query and answer 404 for
 other operators' ids); regulators see all. Buttons come from the workflow tables
@@ -9,11 +10,10 @@ other operators' ids); regulators see all. Buttons come from the workflow tables
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
@@ -25,20 +25,20 @@ from sqlalchemy import select
 
 from portal_site import auth
 from services import workflow as wfmod
-from services.archives import documents, excel, facilities as fac, interconnection as ic, reports as rep
+from services.archives import documents, excel, facilities as fac, reports as rep
 from services.archives import stations as sta
 from services.archives import validation as v
 from services.archives.common import Actor
 from services.archives.workflows import ACTION_LABELS, FACILITY, INTERCONNECTION, STATION
 from services.db import Database
 from services.errors import AppError, BadRequest, NotFound
-from services.models.archives import FacilityArchive, InterconnectionApplication, ReportArchive, StationArchive
+from services.models.archives import FacilityArchive, ReportArchive, StationArchive
 from services.models.core import Operator
 from services.settings import Settings
 from services.stations.enums import CONNECTOR_TYPES, CONSTRUCTIONS, EQUIPMENT_TYPES, NATIONAL_STANDARDS, STATION_STATUSES, STATION_TYPES
 from services.params import id_list, int_param, page_param
 
-__all__ = ["ROUTES", "on_startup"]
+__all__ = ["ROUTES"]
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 Multipart = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)]
@@ -694,112 +694,6 @@ def facility_delete(request: Request, db: Database, settings: Settings, pk: int,
     return _redirect("/backoffice/facilities", ok=f"{eid}：已删除 / deleted")
 
 
-# ============================================================================ B5 interconnection
-
-
-def _ic_page(request: Request, s: Any, settings: Settings, *, shown: dict[str, str] | None = None,
-             errors: dict[str, str] | None = None, flash: str | None = None, status: int = 200,
-             step: int | None = None, form: dict[str, Any] | None = None, ok: str | None = None) -> Template:
-    actor = _actor(request)
-    view = ic.docking_view(s, settings, actor.operator_pk)
-    app = view["application"]
-    if step is None:
-        step = int_param(request.query_params.get("step"), "step", lo=0, hi=3, default=0)
-        if step not in (1, 2, 3):
-            step = 3 if app.state in ("checking", "passed", "failed") else (2 if view["endpoint"] else 1)
-    return Template("archives/interconnection.html", status_code=status, context=_ctx(
-        request, s, settings, v=view, app=app, step=step, shown=shown, errors=errors or {}, form=form or {},
-        flash=flash or ok or (request.query_params.get("ok") and _msg(request, request.query_params["ok"])),
-        flash_error=bool(flash), interfaces=ic.DEBUG_INTERFACES, push_check=ic.PUSH_CHECK,
-        allowed=INTERCONNECTION.allowed(app.state, "operator")))
-
-
-@get("/backoffice/interconnection", guards=OP, sync_to_thread=True, include_in_schema=False)
-def interconnection_page(request: Request, db: Database, settings: Settings) -> Template:
-    with db.session() as s:
-        return _ic_page(request, s, settings)
-
-
-@post("/backoffice/interconnection/docking", guards=OP, sync_to_thread=True, include_in_schema=False)
-def interconnection_docking(request: Request, db: Database, settings: Settings, data: Form) -> Template:
-    try:
-        with db.session() as s:
-            shown = ic.save_docking(s, _actor(request), data)
-    except AppError as exc:
-        if exc.status_code == 404:
-            raise
-        with db.session() as s:
-            return _ic_page(request, s, settings, errors=_errors_for(request, exc), flash=_msg(request, exc.message),
-                            status=exc.status_code, step=1, form=data)
-    with db.session() as s:
-        return _ic_page(request, s, settings, shown=shown, step=1,
-                        ok=_msg(request, "对接信息已保存 / the docking data was saved"))
-
-
-@post("/backoffice/interconnection/regenerate", guards=OP, sync_to_thread=True, include_in_schema=False)
-def interconnection_regenerate(request: Request, db: Database, settings: Settings, data: Form) -> Template:
-    with db.session() as s:
-        shown = ic.regenerate_inbound(s, _actor(request))
-    with db.session() as s:
-        return _ic_page(request, s, settings, shown=shown, step=1,
-                        ok=_msg(request, "已重新生成平台对接密钥 / new credentials were generated"))
-
-
-@post("/backoffice/interconnection/stations", guards=OP, sync_to_thread=True, include_in_schema=False)
-def interconnection_stations(request: Request, db: Database, settings: Settings, data: Form) -> Template | Redirect:
-    try:
-        with db.session() as s:
-            n = ic.associate(s, _actor(request), _ids(data.get("stations")))
-    except AppError as exc:
-        if exc.status_code == 404:
-            raise
-        with db.session() as s:
-            return _ic_page(request, s, settings, flash=_msg(request, exc.message), status=exc.status_code, step=1)
-    return _redirect("/backoffice/interconnection", step=1, ok=f"已关联{n}个充电站 / {n} stations associated")
-
-
-@post("/backoffice/interconnection/debug/{interface:str}", guards=OP, sync_to_thread=True, include_in_schema=False)
-def interconnection_debug(request: Request, db: Database, settings: Settings, interface: str, data: Form) -> Template | Redirect:
-    try:
-        with db.session() as s:
-            result = ic.debug_call(s, settings, _actor(request), interface, transport=request.app.state.get("ic_transport"))
-    except AppError as exc:
-        if exc.status_code == 404:
-            raise
-        with db.session() as s:
-            return _ic_page(request, s, settings, flash=_msg(request, exc.message), status=exc.status_code, step=2)
-    if request.headers.get("hx-request"):
-        with db.session() as s:
-            view = ic.docking_view(s, settings, _actor(request).operator_pk)
-        return Template("archives/_debug_result.html", context={"r": result, "name": interface, "pretty": pretty,
-                                                                 "all_pass": view["all_pass"]})
-    return _redirect("/backoffice/interconnection", step=2)
-
-
-@post("/backoffice/interconnection/submit", guards=OP, sync_to_thread=True, include_in_schema=False)
-def interconnection_submit(request: Request, db: Database, settings: Settings, data: Form) -> Template | Redirect:
-    actor = _actor(request)
-    try:
-        with db.session() as s:
-            ic.submit_check(s, actor)
-    except AppError as exc:
-        if exc.status_code == 404:
-            raise
-        with db.session() as s:
-            return _ic_page(request, s, settings, flash=_msg(request, exc.message), status=exc.status_code, step=2)
-    starter: Callable[..., Any] = request.app.state.get("ic_check_starter") or ic.start_check
-    starter(db, settings, actor.operator_pk)
-    return _redirect("/backoffice/interconnection", step=3,
-                     ok="已提交系统核对申请，结果将在几分钟内给出 / the system check was submitted; the result follows within minutes")
-
-
-@post("/backoffice/interconnection/reconfigure", guards=OP, sync_to_thread=True, include_in_schema=False)
-def interconnection_reconfigure(request: Request, db: Database, settings: Settings, data: Form) -> Redirect:
-    with db.session() as s:
-        ic.reconfigure(s, _actor(request))
-    return _redirect("/backoffice/interconnection", step=1)
-
-
 @get("/backoffice/documents/{name:str}", guards=[auth.require_operator_any], sync_to_thread=True,
      include_in_schema=False, opt={"open_before_approval": True})  # B1's guide documents, shown before approval
 def document(name: str, settings: Settings) -> Response:
@@ -824,28 +718,6 @@ def admin_stations(request: Request, db: Database, settings: Settings) -> Templa
 def admin_facilities(request: Request, db: Database, settings: Settings) -> Template:
     with db.session() as s:
         return Template("archives/admin_facilities.html", context=_facility_list_ctx(request, s, settings, admin=True))
-
-
-@get("/admin/interconnection", guards=REG, sync_to_thread=True, include_in_schema=False)
-def admin_interconnection(request: Request, db: Database, settings: Settings) -> Template:
-    with db.session() as s:
-        ctx = _facility_list_ctx(request, s, settings, admin=True, ic_queue=True)
-        apps = list(s.execute(select(InterconnectionApplication).order_by(
-            InterconnectionApplication.updated_at.desc())).scalars())
-        ctx.update(apps=apps)
-        return Template("archives/admin_interconnection.html", context=ctx)
-
-
-@get("/admin/interconnection/{operator_pk:int}", guards=REG, sync_to_thread=True, include_in_schema=False)
-def admin_interconnection_detail(request: Request, db: Database, settings: Settings, operator_pk: int) -> Template:
-    with db.session() as s:
-        app = s.execute(select(InterconnectionApplication).where(
-            InterconnectionApplication.operator_pk == operator_pk)).scalar_one_or_none()
-        if app is None:
-            raise NotFoundException("no such application")
-        return Template("archives/admin_ic_detail.html", context=_ctx(
-            request, s, settings, app=app, operator=s.get(Operator, operator_pk),
-            events=wfmod.events_for(s, INTERCONNECTION, [app.id])))
 
 
 REVIEW = {"stations": (sta, ("approve", "reject")), "facilities": (fac, ("approve", "reject", "approve_ic", "reject_ic"))}
@@ -890,30 +762,13 @@ def admin_batch(request: Request, db: Database, settings: Settings, action: str,
     return _redirect(back, ok=f"{n}条已处理：{ACTION_LABELS[action][0]} / {n} done: {ACTION_LABELS[action][1]}")
 
 
-# ============================================================================ wiring
-
-
-def on_startup(app: Litestar) -> None:
-    """Resume the interconnection checks a restart interrupted (only where background jobs run)."""
-    settings: Settings = app.state["settings"]
-    if settings.app.run_scheduler:
-        try:
-            ic.resume_checks(app.state["db"], settings)
-        except Exception:  # noqa: BLE001 - never keep the app from starting
-            import logging
-
-            logging.getLogger("zhcharge").exception("could not resume interconnection checks")
-
-
 ROUTES: list[Any] = [
     station_list, station_new, station_create, station_edit, station_update, station_detail, station_action,
     station_batch, station_delete_confirm, station_delete, station_template, facility_template, import_form,
     import_upload, report_list, report_new, report_create, report_edit, report_update, report_detail,
     report_replace_file, report_delete_confirm, report_delete, report_file, facility_list, facility_new,
     facility_create, facility_edit, facility_update, facility_detail, facility_action, facility_batch,
-    facility_delete_confirm, facility_delete, interconnection_page, interconnection_docking,
-    interconnection_regenerate, interconnection_stations, interconnection_debug, interconnection_submit,
-    interconnection_reconfigure, document, admin_stations, admin_facilities, admin_interconnection,
-    admin_interconnection_detail, admin_decide, admin_batch,
+    facility_delete_confirm, facility_delete, document, admin_stations, admin_facilities, admin_decide,
+    admin_batch,
 ]
 

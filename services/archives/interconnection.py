@@ -1,50 +1,36 @@
-"""Interconnection configuration (B5) of an operator's system, in three steps.
+"""Interconnection configuration (B5) of an operator's system, in three steps: the domain side.
 
 1. Docking data: the operator's base URL, the OperatorID it issued to us and its secrets go to
-   ``feed_endpoints`` (through the feed's ``ingest.endpoints.register_operator``); our own docking
+   ``feed_endpoints`` (through :func:`services.feed.endpoints.register_operator`); our own docking
    data for the operator (inbound credentials, shown once and re-generatable, and push URLs);
    the station archives to associate.
 2. Joint debugging: each interface of the operator's system called live, showing the decrypted
    request and response, Ret and pass/fail; the last push received. When all pass the operator
    submits the system check.
-3. The check (:func:`run_check`, in a background thread): a full pull compared with the
-   archives. Pass → ``feed_endpoints.interconnected``, the operator's stations show on the map and
-   its facilities may apply for interconnection; fail → the report lists what to fix.
+3. The check (in a background thread): a full pull compared with the archives (:func:`compare`).
+   Pass → ``feed_endpoints.interconnected``, the operator's stations show on the map and its
+   facilities may apply for interconnection; fail → the report lists what to fix.
+
+The calls to the operator's system (step 2's live calls, step 3's pull and its background job)
+speak T/CEC 102 and live on the feed's side, in :mod:`ingest.debugging`; this module holds the
+application, the forms, the comparison and what a result means, and imports nothing from
+``ingest``.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import secrets as _secrets
-import string
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
 from typing import Any
 
-import httpx
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from geo import gcj02
 from geo.crs import geodesic_distance_m
-from ingest.client import Endpoint, FeedClient, FeedError
-from ingest.endpoints import register_operator
-from ingest.protocol import (
-    ProtocolError,
-    Secrets,
-    build_request,
-    decrypt,
-    parse_response,
-    stations_from_page,
-    status_infos_from,
-)
 from services.archives.common import SYSTEM_ACTOR, Actor, move, now
 from services.archives.workflows import INTERCONNECTION
 from services.errors import BadRequest, Conflict
+from services.feed.endpoints import random_secret, register_operator
 from services.messaging.notify import notify_operator
 from services.models.archives import FacilityArchive, InterconnectionApplication, StationArchive
 from services.models.core import Operator
@@ -52,15 +38,14 @@ from services.models.feed import FeedEndpoint
 from services.settings import Settings
 from services.stations.summary import bump_version
 
-__all__ = ["DEBUG_INTERFACES", "application", "associate", "compare", "debug_call", "docking_view",
-           "push_urls", "regenerate_inbound", "run_check", "save_docking", "start_check", "submit_check"]
-
-log = logging.getLogger("zhcharge.archives.interconnection")
+__all__ = ["CHECKED_FACILITY_STATES", "DEBUG_INTERFACES", "PUSH_CHECK", "DueCheck", "all_debug_pass", "application",
+           "associate", "associated_station_ids", "checking_operators", "compare", "docking_view", "due_check",
+           "ensure_editable", "operator_endpoint", "pull_failed_report", "push_urls", "reconfigure", "record_check",
+           "record_debug", "regenerate_inbound", "save_docking", "submit_check"]
 
 DEBUG_INTERFACES = ("query_token", "query_stations_info", "query_station_status", "query_station_stats")
 PUSH_CHECK = "notification_stationStatus"
 CHECKED_FACILITY_STATES = ("under_review", "approved", "ic_review", "interconnected")
-_ALPHABET = string.ascii_letters + string.digits
 
 
 def _operator(session: Session, operator_pk: int) -> Operator:
@@ -69,6 +54,12 @@ def _operator(session: Session, operator_pk: int) -> Operator:
 
 def _endpoint(session: Session, operator_id: str) -> FeedEndpoint | None:
     return session.execute(select(FeedEndpoint).where(FeedEndpoint.operator_id == operator_id)).scalar_one_or_none()
+
+
+def operator_endpoint(session: Session, operator_pk: int) -> tuple[Operator, FeedEndpoint | None]:
+    """The operator and its feed endpoint (None before the docking data is saved)."""
+    op = _operator(session, operator_pk)
+    return op, _endpoint(session, op.operator_id)
 
 
 def application(session: Session, operator_pk: int, *, lock: bool = False) -> InterconnectionApplication:
@@ -123,7 +114,8 @@ def docking_view(session: Session, settings: Settings, operator_pk: int) -> dict
     }
 
 
-def _editable(app: InterconnectionApplication) -> None:
+def ensure_editable(app: InterconnectionApplication) -> None:
+    """Refuse changes while the check runs (409)."""
     if app.state == "checking":
         raise Conflict(f"系统核对进行中（{INTERCONNECTION.label(app.state)}），请等待结果 / "
                        "the system check is running; wait for its result")
@@ -134,7 +126,7 @@ def save_docking(session: Session, actor: Actor, form: dict[str, Any]) -> dict[s
     just created (the only time they are shown), else None."""
     op = _operator(session, actor.operator_pk)
     app = application(session, actor.operator_pk, lock=True)
-    _editable(app)
+    ensure_editable(app)
     ep = _endpoint(session, op.operator_id)
     fields = {k: str(form.get(k) or "").strip() for k in ("base_url", "platform_operator_id", "operator_secret",
                                                             "data_secret", "data_iv", "sig_secret", "api_version")}
@@ -169,7 +161,7 @@ def regenerate_inbound(session: Session, actor: Actor) -> dict[str, str]:
     ep = _endpoint(session, op.operator_id)
     if ep is None:
         raise Conflict("请先保存对接信息 / save the docking data first")
-    new = {k: "".join(_secrets.choice(_ALPHABET) for _ in range(16)) for k in (
+    new = {k: random_secret() for k in (
         "inbound_operator_secret", "inbound_data_secret", "inbound_data_iv", "inbound_sig_secret")}
     for k, val in new.items():
         setattr(ep, k, val)
@@ -182,7 +174,7 @@ def regenerate_inbound(session: Session, actor: Actor) -> dict[str, str]:
 def associate(session: Session, actor: Actor, station_pks: list[int]) -> int:
     """Mark exactly these station archives (approved ones of the operator) as associated."""
     app = application(session, actor.operator_pk)
-    _editable(app)
+    ensure_editable(app)
     wanted = set(station_pks)
     rows = list(session.execute(select(StationArchive).where(StationArchive.operator_pk == actor.operator_pk)).scalars())
     bad = [r.station_id for r in rows if r.id in wanted and r.state != "approved"]
@@ -193,162 +185,18 @@ def associate(session: Session, actor: Actor, station_pks: list[int]) -> int:
     return len([r for r in rows if r.id in wanted])
 
 
-# ------------------------------------------------------------------------------------ step 2
-
-
-@dataclass
-class DebugResult:
-    interface: str
-    ok: bool
-    ret: int | None
-    msg: str
-    request: Any
-    response: Any
-    url: str
-    elapsed_ms: int
-    at: str
-    note: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def _secrets_of(ep: FeedEndpoint) -> Secrets:
-    return Secrets(ep.platform_operator_id or "", ep.operator_secret or "", ep.data_secret or "", ep.data_iv or "",
-                   ep.sig_secret or "")
-
-
-def _trim(obj: Any, limit: int = 6000) -> Any:
-    """Keep stored debug output small: long lists are cut, the text is capped."""
-    if isinstance(obj, dict):
-        out = {}
-        for k, val in obj.items():
-            if isinstance(val, list) and len(val) > 3:
-                out[k] = [_trim(x) for x in val[:3]] + [f"… {len(val) - 3} more"]
-            else:
-                out[k] = _trim(val)
-        obj = out
-    if len(json.dumps(obj, ensure_ascii=False, default=str)) > limit and isinstance(obj, dict):
-        return {"_truncated": json.dumps(obj, ensure_ascii=False, default=str)[:limit] + " …"}
-    return obj
-
-
-def _raw_call(ep: FeedEndpoint, interface: str, data: dict, token: str | None,
-              transport: httpx.BaseTransport | None, timeout_s: float) -> tuple[dict, Any, str]:
-    """One POST with the decrypted view: (request view, response view, url)."""
-    s = _secrets_of(ep)
-    env = build_request(s.operator_id, data, s, seq=1)
-    url = f"{(ep.base_url or '').rstrip('/')}/evcs/{ep.api_version}/{interface}"
-    req_view = {"url": url, "headers": {"Authorization": "Bearer …"} if token else {}, "envelope": env, "Data": data}
-    with httpx.Client(timeout=timeout_s, transport=transport) as http:
-        resp = http.post(url, json=env, headers={"Authorization": f"Bearer {token}"} if token else {})
-    try:
-        body = resp.json()
-    except ValueError:
-        return req_view, {"http_status": resp.status_code, "body": resp.text[:500]}, url
-    view: dict[str, Any] = {"http_status": resp.status_code, "envelope": {k: body.get(k) for k in ("Ret", "Msg", "Sig")}}
-    try:
-        parsed = parse_response(body, s)
-        view.update({"Ret": int(parsed.ret), "Msg": parsed.msg, "Data": parsed.data, "verified": True})
-    except ProtocolError as exc:
-        view.update({"Ret": body.get("Ret"), "Msg": body.get("Msg"), "verified": False, "error": exc.msg})
-        try:
-            if body.get("Data"):
-                view["Data (unverified)"] = decrypt(body["Data"], s.data_secret, s.data_iv)
-        except Exception:  # noqa: BLE001 - a debugging view, any failure is shown as such
-            pass
-    return req_view, view, url
-
-
-def _token(ep: FeedEndpoint, transport: httpx.BaseTransport | None, timeout_s: float) -> tuple[str | None, Any]:
-    req, resp, _ = _raw_call(ep, "query_token", {"OperatorID": ep.platform_operator_id,
-                                                 "OperatorSecret": ep.operator_secret}, None, transport, timeout_s)
-    data = resp.get("Data") if isinstance(resp, dict) else None
-    if resp.get("Ret") == 0 and isinstance(data, dict) and str(data.get("SuccStat")) == "0" and data.get("AccessToken"):
-        return str(data["AccessToken"]), (req, resp)
-    return None, (req, resp)
-
-
-def debug_call(session: Session, settings: Settings, actor: Actor, interface: str, *,
-               transport: httpx.BaseTransport | None = None) -> dict[str, Any]:
-    """Call one interface of the operator's system now; store and return the result."""
-    if interface not in DEBUG_INTERFACES and interface != PUSH_CHECK:
-        raise BadRequest("unknown interface", param="interface")
-    op = _operator(session, actor.operator_pk)
-    ep = _endpoint(session, op.operator_id)
-    app = application(session, actor.operator_pk, lock=True)
-    _editable(app)
-    if ep is None or not ep.base_url:
-        raise Conflict("请先在第一步保存对接信息 / save the docking data in step 1 first")
-    at = now().isoformat()
-    if interface == PUSH_CHECK:
-        ok = ep.last_push_at is not None
-        res = DebugResult(interface, ok, None, "", None, {"last_push_at": ep.last_push_at.isoformat() if ok else None},
-                          push_urls(settings)["notification_stationStatus"], 0, at,
-                          note="已收到推送 / a push was received" if ok else
-                          "尚未收到推送：请用平台提供的凭证推送一次充电接口状态 / no push received yet")
-        return _save_debug(app, res)
-    t0 = time.monotonic()
-    timeout = settings.feed.timeout_s
-    associated = list(session.execute(select(StationArchive.station_id).where(
-        StationArchive.operator_pk == actor.operator_pk, StationArchive.associated_for_interconnection)
+def associated_station_ids(session: Session, operator_pk: int) -> list[str]:
+    """StationIDs of the operator's archives associated for interconnection, in order."""
+    return list(session.execute(select(StationArchive.station_id).where(
+        StationArchive.operator_pk == operator_pk, StationArchive.associated_for_interconnection)
         .order_by(StationArchive.station_id)).scalars())
-    try:
-        if interface == "query_token":
-            token, (req, resp) = _token(ep, transport, timeout)
-            ok, note = token is not None, ""
-            if not ok and isinstance(resp.get("Data"), dict):
-                note = {"1": "FailReason 1：OperatorID（平台）不被认可 / unknown OperatorID",
-                        "2": "FailReason 2：OperatorSecret错误 / wrong OperatorSecret"}.get(
-                    str(resp["Data"].get("FailReason")), "")
-        else:
-            token, (treq, tresp) = _token(ep, transport, timeout)
-            if token is None:
-                res = DebugResult(interface, False, tresp.get("Ret"), str(tresp.get("Msg") or ""), treq, tresp, treq["url"],
-                                  int((time.monotonic() - t0) * 1000), at,
-                                  note="获取token失败，请先调通query_token / query_token failed")
-                return _save_debug(app, res)
-            if interface == "query_stations_info":
-                data = {"LastQueryTime": "", "PageNo": 1, "PageSize": 10}
-            elif interface == "query_station_status":
-                data = {"StationIDs": associated[:50] or ["0"]}
-            else:
-                end = date.today() - timedelta(days=1)
-                data = {"StationID": associated[0] if associated else "0",
-                        "StartTime": (end - timedelta(days=6)).isoformat(), "EndTime": end.isoformat()}
-            req, resp, _ = _raw_call(ep, interface, data, token, transport, timeout)
-            ok = resp.get("Ret") == 0 and resp.get("verified") is True
-            note = ""
-            if ok:
-                try:
-                    if interface == "query_stations_info":
-                        infos = stations_from_page(resp.get("Data") or {})
-                        note = f"本页{len(infos)}个充电站 / {len(infos)} stations on page 1"
-                    elif interface == "query_station_status":
-                        infos = status_infos_from(resp.get("Data") or {})
-                        note = f"{len(infos)}个充电站的状态 / status of {len(infos)} stations"
-                        if not associated:
-                            ok, note = False, "请先在第一步关联充电站 / associate stations in step 1 first"
-                    elif not associated:
-                        ok, note = False, "请先在第一步关联充电站 / associate stations in step 1 first"
-                except ProtocolError as exc:
-                    ok, note = False, f"Data格式不符合协议：{exc.msg} / Data does not follow the protocol"
-    except (httpx.HTTPError, OSError) as exc:
-        res = DebugResult(interface, False, None, "", None, {"error": f"{type(exc).__name__}: {exc}"[:300]},
-                          f"{(ep.base_url or '').rstrip('/')}/evcs/{ep.api_version}/{interface}",
-                          int((time.monotonic() - t0) * 1000), at,
-                          note="无法连接运营商系统 / the operator's system cannot be reached")
-        return _save_debug(app, res)
-    res = DebugResult(interface, bool(ok), resp.get("Ret"), str(resp.get("Msg") or ""), _trim(req), _trim(resp),
-                      req["url"], int((time.monotonic() - t0) * 1000), at, note)
-    return _save_debug(app, res)
 
 
-def _save_debug(app: InterconnectionApplication, res: DebugResult) -> dict[str, Any]:
+def record_debug(app: InterconnectionApplication, interface: str, result: dict[str, Any]) -> None:
+    """Keep the latest joint-debugging result of one interface (what step 2 shows)."""
     results = dict(app.debug_results or {})
-    results[res.interface] = res.as_dict()
+    results[interface] = result
     app.debug_results = results
-    return res.as_dict()
 
 
 def all_debug_pass(app: InterconnectionApplication, ep: FeedEndpoint | None) -> bool:
@@ -476,118 +324,73 @@ def compare(stations: list[StationArchive], facilities: list[FacilityArchive], p
             "pulled_stations": len(by_station), "max_distance_m": max_distance_m}
 
 
-def _pull_all(ep: FeedEndpoint, settings: Settings, transport: httpx.BaseTransport | None) -> list[dict]:
-    endpoint = Endpoint(ep.operator_id, ep.base_url or "", ep.api_version, _secrets_of(ep))
-    out: list[dict] = []
-    with FeedClient(endpoint, timeout_s=settings.feed.timeout_s, retries=settings.feed.retries,
-                    backoff_s=settings.feed.backoff_s, deadline=time.monotonic() + settings.feed.operator_budget_s,
-                    transport=transport) as client:
-        for _page, infos in client.iter_station_pages(settings.feed.page_size):
-            out.extend(infos)
-    return out
+def pull_failed_report(message: str, stations: int, facilities: int, max_distance_m: float) -> dict[str, Any]:
+    """The check report when the full pull itself failed (shaped like :func:`compare`'s)."""
+    return {"passed": False, "differences": [{"kind": "pull_failed",
+                                              "message": f"无法拉取运营商系统的全部数据：{message}",
+                                              "message_en": f"the full pull failed: {message}"}],
+            "warnings": [], "stations_checked": stations, "facilities_checked": facilities,
+            "pulled_stations": 0, "max_distance_m": max_distance_m}
 
 
-def run_check(db: Any, settings: Settings, operator_pk: int, *, transport: httpx.BaseTransport | None = None,
-              after_pass: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Step 3: pull everything, compare with the archives, record the report, move the state."""
-    with db.session() as s:
-        op = _operator(s, operator_pk)
-        ep = _endpoint(s, op.operator_id)
-        app = application(s, operator_pk)
-        if app.state != "checking" or ep is None:
-            return app.check_report or {}
-        stations = list(s.execute(select(StationArchive).where(StationArchive.operator_pk == operator_pk,
-                                                               StationArchive.associated_for_interconnection)
-                                  .order_by(StationArchive.station_id)).scalars())
-        facilities = list(s.execute(select(FacilityArchive).where(
-            FacilityArchive.operator_pk == operator_pk,
-            FacilityArchive.station_archive_pk.in_([st.id for st in stations] or [0]),
-            FacilityArchive.state.in_(CHECKED_FACILITY_STATES)).order_by(FacilityArchive.equipment_id)).scalars())
-        s.expunge_all()
-    started = now()
-    try:
-        pulled = _pull_all(ep, settings, transport)
-        report = compare(stations, facilities, pulled, settings.supervision.archive_max_distance_m)
-    except (FeedError, httpx.HTTPError, OSError) as exc:
-        msg = exc.message if isinstance(exc, FeedError) else f"{type(exc).__name__}"
-        report = {"passed": False, "differences": [{"kind": "pull_failed",
-                                                    "message": f"无法拉取运营商系统的全部数据：{msg}",
-                                                    "message_en": f"the full pull failed: {msg}"}],
-                  "warnings": [], "stations_checked": len(stations), "facilities_checked": len(facilities),
-                  "pulled_stations": 0, "max_distance_m": settings.supervision.archive_max_distance_m}
-    report["started_at"] = started.isoformat()
-    report["finished_at"] = now().isoformat()
-    with db.session() as s:
-        app = application(s, operator_pk, lock=True)
-        if app.state != "checking":
-            return app.check_report or {}
-        app.check_report = report
-        app.checked_at = now()
-        move(s, INTERCONNECTION, app, "pass" if report["passed"] else "fail", SYSTEM_ACTOR)
-        if report["passed"]:
-            s.execute(update(FeedEndpoint).where(FeedEndpoint.operator_id == op.operator_id)
-                      .values(interconnected=True, enabled=True))
-            s.execute(text("UPDATE stations SET interconnected = true, updated_at = now() "
-                           "WHERE operator_id = :o AND NOT interconnected"), {"o": op.operator_id})
-            bump_version(s)
-            notify_operator(s, operator_pk, "系统互联互通核对通过",
-                            "运营商系统与市平台的互联互通核对已通过，设施档案现在可以申请互联互通。",
-                            link="/backoffice/interconnection")
-        else:
-            n = len(report["differences"])
-            notify_operator(s, operator_pk, "系统互联互通核对未通过",
-                            f"核对发现{n}处不一致，请查看核对报告并修正后重新提交。", link="/backoffice/interconnection")
-    if report["passed"] and after_pass is not None:
-        try:
-            after_pass(op.operator_id)
-        except Exception:  # noqa: BLE001 - the scheduled sync will pick the operator up anyway
-            log.exception("sync after a passed check failed for %s", op.operator_id)
-    return report
+@dataclass
+class DueCheck:
+    """What a due check compares: the operator's endpoint and its associated archives."""
+
+    operator_id: str
+    endpoint: FeedEndpoint
+    stations: list[StationArchive]
+    facilities: list[FacilityArchive]
 
 
-_RUNNING: dict[int, threading.Thread] = {}
-_RUNNING_LOCK = threading.Lock()
+def due_check(session: Session, operator_pk: int) -> DueCheck | None:
+    """The check to run now, or None when none is due (the application is not 'checking', or
+    there is no endpoint to pull from)."""
+    op = _operator(session, operator_pk)
+    ep = _endpoint(session, op.operator_id)
+    app = application(session, operator_pk)
+    if app.state != "checking" or ep is None:
+        return None
+    stations = list(session.execute(select(StationArchive).where(StationArchive.operator_pk == operator_pk,
+                                                                 StationArchive.associated_for_interconnection)
+                                    .order_by(StationArchive.station_id)).scalars())
+    facilities = list(session.execute(select(FacilityArchive).where(
+        FacilityArchive.operator_pk == operator_pk,
+        FacilityArchive.station_archive_pk.in_([st.id for st in stations] or [0]),
+        FacilityArchive.state.in_(CHECKED_FACILITY_STATES)).order_by(FacilityArchive.equipment_id)).scalars())
+    return DueCheck(op.operator_id, ep, stations, facilities)
 
 
-def _sync_now(db: Any, settings: Settings) -> Callable[[str], None]:
-    def run(operator_id: str) -> None:
-        from ingest.sync import load_endpoints, sync_operator
-
-        with db.engine.connect() as conn:
-            eps = load_endpoints(conn, operator_id)
-        for ep in eps:
-            sync_operator(db.engine, settings, ep, full=True)
-
-    return run
-
-
-def start_check(db: Any, settings: Settings, operator_pk: int, *, sync_after: bool = True) -> threading.Thread:
-    """Run :func:`run_check` in a background thread (one per operator at a time)."""
-    with _RUNNING_LOCK:
-        running = _RUNNING.get(operator_pk)
-        if running is not None and running.is_alive():
-            return running
-
-        def target() -> None:
-            try:
-                run_check(db, settings, operator_pk, after_pass=_sync_now(db, settings) if sync_after else None)
-            except Exception:  # noqa: BLE001 - a failed job leaves the state 'checking' for the next start
-                log.exception("interconnection check of operator %s failed", operator_pk)
-
-        t = threading.Thread(target=target, name=f"ic-check-{operator_pk}", daemon=True)
-        _RUNNING[operator_pk] = t
-        t.start()
-        return t
+def record_check(session: Session, operator_pk: int, operator_id: str, report: dict[str, Any]) -> bool:
+    """Store the check report and move the application (pass → the operator is interconnected and
+    its stations show; fail → it fixes and resubmits), notifying the operator. False, and nothing
+    written, when the application is no longer 'checking'."""
+    app = application(session, operator_pk, lock=True)
+    if app.state != "checking":
+        return False
+    app.check_report = report
+    app.checked_at = now()
+    move(session, INTERCONNECTION, app, "pass" if report["passed"] else "fail", SYSTEM_ACTOR)
+    if report["passed"]:
+        session.execute(update(FeedEndpoint).where(FeedEndpoint.operator_id == operator_id)
+                        .values(interconnected=True, enabled=True))
+        session.execute(text("UPDATE stations SET interconnected = true, updated_at = now() "
+                             "WHERE operator_id = :o AND NOT interconnected"), {"o": operator_id})
+        bump_version(session)
+        notify_operator(session, operator_pk, "系统互联互通核对通过",
+                        "运营商系统与市平台的互联互通核对已通过，设施档案现在可以申请互联互通。",
+                        link="/backoffice/interconnection")
+    else:
+        n = len(report["differences"])
+        notify_operator(session, operator_pk, "系统互联互通核对未通过",
+                        f"核对发现{n}处不一致，请查看核对报告并修正后重新提交。", link="/backoffice/interconnection")
+    return True
 
 
-def resume_checks(db: Any, settings: Settings) -> list[int]:
-    """Start the checks left in 'checking' (e.g. by a restart)."""
-    with db.session() as s:
-        pks = list(s.execute(select(InterconnectionApplication.operator_pk).where(
-            InterconnectionApplication.state == "checking")).scalars())
-    for pk in pks:
-        start_check(db, settings, pk)
-    return pks
+def checking_operators(session: Session) -> list[int]:
+    """Operators whose check is under way (left so by a restart when no job runs it)."""
+    return list(session.execute(select(InterconnectionApplication.operator_pk).where(
+        InterconnectionApplication.state == "checking")).scalars())
 
 
 def reconfigure(session: Session, actor: Actor) -> InterconnectionApplication:

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from ingest import debugging
 from ingest.simulator.config import SimConfig
 from ingest.simulator.server import build_app
 from services.archives import facilities as fac
@@ -45,7 +46,7 @@ def platform(settings, database) -> Iterator[ServerThread]:  # noqa: ANN001
 @pytest.fixture()
 def sync_checks(app, database, settings) -> Iterator[None]:  # noqa: ANN001
     """Run the step-3 job in the request (not a thread), with the sync after a pass."""
-    app.state["ic_check_starter"] = lambda db, s, pk: ic.run_check(db, s, pk, after_pass=ic._sync_now(db, s))
+    app.state["ic_check_starter"] = lambda db, s, pk: debugging.run_check(db, s, pk, after_pass=debugging._sync_now(db, s))
     yield
     app.state.pop("ic_check_starter", None)
 
@@ -240,7 +241,7 @@ def test_background_check_records_an_unreachable_system(engine, database, settin
             conn.execute(text("UPDATE station_archives SET associated_for_interconnection = true WHERE id = :i"), {"i": pk})
             conn.execute(text("INSERT INTO interconnection_applications (operator_pk, state, step) VALUES (:p, 'checking', 3)"),
                          {"p": o.pk})
-        ic.start_check(database, settings, o.pk, sync_after=False).join(60)
+        debugging.start_check(database, settings, o.pk, sync_after=False).join(60)
         with engine.connect() as conn:
             state, report = conn.execute(text("SELECT state, check_report FROM interconnection_applications "
                                               "WHERE operator_pk = :p"), {"p": o.pk}).one()
