@@ -31,12 +31,18 @@ __all__ = [
     "district_polygons",
     "CITY_EPOCH",
     "CHINA_TZ",
+    "now_china",
 ]
 
 #: China time (UTC+8), the clock of every T/CEC 102 time field.
 CHINA_TZ = timezone(timedelta(hours=8), "CST")
 #: Initial "last changed" times are spread over the half year before this instant.
 CITY_EPOCH = datetime(2024, 1, 1, 0, 0, 0, tzinfo=CHINA_TZ)
+
+
+def now_china() -> datetime:
+    """Current China time at second resolution (the resolution of ``LastQueryTime``)."""
+    return datetime.now(CHINA_TZ).replace(microsecond=0)
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 _DISTRICT_FILES = (

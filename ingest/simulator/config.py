@@ -32,6 +32,22 @@ class Faults:
     (StationIDs sort by district, so a new station can shift later pages)."""
     fail_next: int = 0
     """The next N interface requests are answered ``Ret`` -1 (busy)."""
+    order_overcharge_rate: float = 0.0
+    """Fraction of orders billing one detail's service fee 0.20 yuan/kWh above the tariff."""
+    order_arithmetic_rate: float = 0.0
+    """Fraction of orders with a detail's money ≠ price × energy, or totals that do not add up."""
+    order_duplicate_rate: float = 0.0
+    """Fraction of orders pushed twice, unchanged."""
+    order_revise_rate: float = 0.0
+    """Fraction of orders followed by a revised version with other figures."""
+    reconcile_omit_rate: float = 0.0
+    """Fraction of orders left out of their day's ``check_charge_orders`` list."""
+    policy_over_cap: dict[str, int] = field(default_factory=dict)
+    """OperatorID -> number of its stations whose policy bills an absurd service fee (3.5
+    yuan/kWh, over the city's cap); a list of OperatorIDs means one station each."""
+    policy_unsupported: dict[str, str] = field(default_factory=dict)
+    """OperatorID -> ``"fail"`` (``query_equip_business_policy`` answers SuccStat 1) or
+    ``"missing"`` (the interface is not implemented: Ret 4004, like any unknown interface)."""
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name: f.type for f in fields(self)}
@@ -39,20 +55,51 @@ class Faults:
             if key not in known:
                 raise ValueError(f"unknown fault {key!r}; known: {', '.join(known)}")
             current = getattr(self, key)
+            if isinstance(current, dict):
+                setattr(self, key, _per_operator(key, value))
+                continue
             if isinstance(current, bool):
                 value = bool(value)
             elif isinstance(current, int):
                 value = int(value)
             else:
                 value = float(value)
-            if key == "error_rate" and not 0.0 <= value <= 1.0:
-                raise ValueError("error_rate must be between 0 and 1")
+            if key.endswith("_rate") and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{key} must be between 0 and 1")
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise ValueError(f"{key} must not be negative")
             setattr(self, key, value)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _per_operator(key: str, value: Any) -> dict[str, Any]:
+    """A per-operator fault: ``{OperatorID: value}`` (a list of OperatorIDs for ``policy_over_cap``).
+
+    >>> _per_operator("policy_over_cap", ["MA0000001"]), _per_operator("policy_unsupported", None)
+    ({'MA0000001': 1}, {})
+    """
+    if value is None:
+        return {}
+    if key == "policy_over_cap" and isinstance(value, list):
+        value = {str(op): 1 for op in value}
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must be an object of OperatorID -> value")
+    out: dict[str, Any] = {}
+    for op, v in value.items():
+        if key == "policy_over_cap":
+            try:
+                v = int(v)
+            except (TypeError, ValueError):
+                raise ValueError(f"{key}[{op!r}] must be a number of stations") from None
+            if v < 0:
+                raise ValueError(f"{key}[{op!r}] must not be negative")
+        elif v not in ("fail", "missing"):
+            raise ValueError(f"{key}[{op!r}] must be \"fail\" or \"missing\"")
+        if v:
+            out[str(op)] = v
+    return out
 
 
 @dataclass
@@ -121,6 +168,19 @@ class SimConfig:
     """First retry delay; doubles on each retry."""
     push_timeout_seconds: float = 10.0
     push_queue_max: int = 10000
+    push_orders: bool = False
+    """Push charge orders (``notification_charge_order_info``) and daily reconciliations
+    (``check_charge_orders``) to the push target; off unless the platform serves them."""
+    order_retry_backoff_seconds: float = 150.0
+    """First retry of an order push; doubles on each retry, up to ``order_retry_max_seconds``."""
+    order_retry_max_seconds: float = 3600.0
+    reconcile_delay_seconds: float = 600.0
+    """Live mode pushes the previous day's reconciliation this long after China midnight."""
+    orders_keep_days: int = 2
+    """Live mode forgets orders that ended before the last N China days (today included), and
+    gives up their unanswered pushes; their days' ``query_station_stats`` turn synthetic again."""
+    policy_change_probability: float = 0.0005
+    """Chance that a live status change is accompanied by a station's tariff change."""
     clock_window_seconds: int | None = 300
     max_page_size: int = 1000
     admin_remote: bool = False

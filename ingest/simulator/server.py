@@ -2,7 +2,8 @@
 
 Each simulated operator is served under ``/{OperatorID}``; its interfaces are
 ``POST /{OperatorID}/evcs/{version}/{interface}`` (any version string is accepted).
-The admin API (``/_admin/...``) has no authentication and answers loopback clients only.
+The admin API (``/_admin/...``) has no authentication and answers loopback clients only; its
+business half (prices, sessions, orders) is in :mod:`ingest.simulator.business_routes`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 from datetime import date, datetime
 from typing import Any
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, Router, get, post
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotFoundException, PermissionDeniedException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
@@ -20,6 +21,7 @@ from litestar.params import FromPath
 from ingest.crypto import Secrets, sign
 from ingest.envelope import build_response, parse_request
 from ingest.errors import ProtocolError, Ret
+from ingest.simulator.business_routes import BUSINESS_ROUTES, json_body, op_or_404
 from ingest.simulator.city import SimOperator
 from ingest.simulator.config import PushTarget, SimConfig, default_push_secrets
 from ingest.simulator.state import Simulator
@@ -121,10 +123,15 @@ def _query_station_stats(sim: Simulator, op: SimOperator, data: dict) -> dict:
     return {"StationStats": sim.station_stats(op, station, start, end)}
 
 
+def _query_equip_business_policy(sim: Simulator, op: SimOperator, data: dict) -> dict:
+    return sim.business.query_policy(op, data)
+
+
 _INTERFACES = {
     "query_stations_info": _query_stations_info,
     "query_station_status": _query_station_status,
     "query_station_stats": _query_station_stats,
+    "query_equip_business_policy": _query_equip_business_policy,
 }
 
 
@@ -143,7 +150,9 @@ async def serve_interface(
         return _envelope(sim, secrets, Ret.BUSY, "system busy, retry later", None)
     if faults.error_rate > 0 and sim.fault_rng.random() < faults.error_rate:
         return _envelope(sim, secrets, Ret.SYSTEM, "system error (simulated)", None, status=500)
-    if interface != "query_token" and interface not in _INTERFACES:
+    implemented = interface in _INTERFACES and (
+        interface != "query_equip_business_policy" or sim.business.serves_policies(op.operator_id))
+    if interface != "query_token" and not implemented:
         return _envelope(sim, secrets, Ret.BUSINESS, f"unknown interface {interface[:40]!r}", None, status=404)
 
     expected_caller = sim.config.platform_id_for(op.operator_id)
@@ -187,13 +196,6 @@ def _base_url(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _op_or_404(sim: Simulator, operator_id: str) -> SimOperator:
-    op = sim.operators.get(operator_id)
-    if op is None:
-        raise NotFoundException(f"no simulated operator {operator_id[:20]!r}")
-    return op
-
-
 @get("/_admin/operators", guards=[_loopback_only])
 async def admin_operators(request: Request) -> list[dict[str, Any]]:
     sim = _sim(request)
@@ -216,7 +218,7 @@ async def admin_push_targets(request: Request) -> dict[str, Any]:
             raise ValidationException("each push target needs operator_id")
         ids = list(sim.operators) if item["operator_id"] == "*" else [item["operator_id"]]
         for op_id in ids:
-            _op_or_404(sim, op_id)
+            op_or_404(sim, op_id)
             base = item.get("base_url", item.get("push_base_url"))
             if base is None:
                 sim.set_push_target(op_id, None)
@@ -238,27 +240,36 @@ async def admin_get_faults(request: Request) -> dict[str, Any]:
 
 @post("/_admin/faults", guards=[_loopback_only], status_code=200)
 async def admin_set_faults(request: Request) -> dict[str, Any]:
-    """Merge the given faults; ``{"reset": true}`` clears all first."""
+    """Merge the given faults; ``{"reset": true}`` clears all first. The per-operator policy
+    faults take effect at once (``policy_over_cap`` stations get or lose their absurd fee)."""
     sim = _sim(request)
     body = await request.json()
     if not isinstance(body, dict):
         raise ValidationException("expected a JSON object of faults")
     body = dict(body)
+    for key in ("policy_over_cap", "policy_unsupported"):
+        unknown = [str(op) for op in (body.get(key) or ()) if op not in sim.operators]
+        if unknown:
+            raise ValidationException(f"{key}: no simulated operator {', '.join(unknown)[:60]}")
     if body.pop("reset", False):
         sim.faults.update({k: type(v)() for k, v in sim.faults.as_dict().items()})
     try:
         sim.faults.update(body)
     except (ValueError, TypeError) as exc:
         raise ValidationException(str(exc)) from None
+    sim.business.apply_policy_faults()
     return sim.faults.as_dict()
 
 
 @post("/_admin/live", guards=[_loopback_only], status_code=200)
 async def admin_live(request: Request) -> dict[str, Any]:
-    """Change ``changes_per_second`` / ``info_change_probability`` while running."""
+    """Change ``changes_per_second``, ``info_change_probability``,
+    ``policy_change_probability`` or ``push_orders`` while running."""
     sim = _sim(request)
     body = await request.json()
-    for key in ("changes_per_second", "info_change_probability"):
+    if isinstance(body, dict) and "push_orders" in body:
+        sim.config.push_orders = bool(body["push_orders"])
+    for key in ("changes_per_second", "info_change_probability", "policy_change_probability"):
         if isinstance(body, dict) and key in body:
             try:
                 value = float(body[key])
@@ -267,8 +278,8 @@ async def admin_live(request: Request) -> dict[str, Any]:
             if value < 0:
                 raise ValidationException(f"{key} must not be negative")
             setattr(sim.config, key, value)
-    return {"changes_per_second": sim.config.changes_per_second,
-            "info_change_probability": sim.config.info_change_probability}
+    return {key: getattr(sim.config, key) for key in (
+        "changes_per_second", "info_change_probability", "policy_change_probability", "push_orders")}
 
 
 @post("/_admin/tick", guards=[_loopback_only], status_code=200)
@@ -276,13 +287,10 @@ async def admin_tick(request: Request) -> dict[str, Any]:
     """Body (all optional): {"changes": 1, "operator_id": null, "info_changes": 0,
     "new_stations": 0, "wait": false}. ``wait`` waits (≤10 s) for the resulting pushes."""
     sim = _sim(request)
-    raw = await request.body()
-    body = await request.json() if raw.strip() else {}
-    if not isinstance(body, dict):
-        raise ValidationException("expected a JSON object")
+    body = await json_body(request)
     op_id = body.get("operator_id")
     if op_id:
-        _op_or_404(sim, op_id)
+        op_or_404(sim, op_id)
     try:
         n = int(body.get("changes", body.get("n", 1)))
         n_info = int(body.get("info_changes", 0))
@@ -300,7 +308,7 @@ async def admin_tick(request: Request) -> dict[str, Any]:
 
 @get("/_admin/stations/{operator_id:str}", guards=[_loopback_only])
 async def admin_station_list(request: Request, operator_id: FromPath[str]) -> list[dict[str, Any]]:
-    op = _op_or_404(_sim(request), operator_id)
+    op = op_or_404(_sim(request), operator_id)
     return [{"StationID": s.station_id, "ChangedAt": format_query_time(s.changed_at)} for s in op.stations]
 
 
@@ -309,7 +317,7 @@ async def admin_station(
     request: Request, operator_id: FromPath[str], station_id: FromPath[str]
 ) -> dict[str, Any]:
     sim = _sim(request)
-    op = _op_or_404(sim, operator_id)
+    op = op_or_404(sim, operator_id)
     station = op.station(station_id)
     if station is None:
         raise NotFoundException(f"no station {station_id[:20]!r} at {operator_id}")
@@ -344,6 +352,7 @@ def build_app(config: SimConfig | None = None) -> Litestar:
             serve_interface, admin_operators, admin_push_targets, admin_get_faults,
             admin_set_faults, admin_live, admin_tick, admin_station_list, admin_station,
             admin_pushes, admin_health,
+            Router("/_admin", route_handlers=BUSINESS_ROUTES, guards=[_loopback_only]),
         ],
         on_startup=[on_startup],
         on_shutdown=[on_shutdown],

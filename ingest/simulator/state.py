@@ -1,7 +1,9 @@
 """The simulator's live state: the city, issued tokens, status changes and outgoing pushes.
 
 Everything runs on one asyncio event loop (the server's), so no locks are needed: handlers,
-the background change task and the push workers never run at the same time.
+the background change task and the push workers never run at the same time. Prices, charging
+sessions and orders live in ``business`` (:mod:`ingest.simulator.business`), fed by every
+connector status change made here.
 """
 
 from __future__ import annotations
@@ -20,21 +22,23 @@ import httpx
 from ingest.crypto import Secrets
 from ingest.envelope import build_request, parse_response
 from ingest.errors import ProtocolError, Ret
+from ingest.simulator.business import Business
 from ingest.simulator.city import (
-    CHINA_TZ,
+    _PARK_FEES,
     SimConnector,
     SimOperator,
     SimStation,
-    _fee_text,
     _pile_kind,
     _sample_point,
     add_equipment,
     build_station,
     generate_city,
     lock_status_for,
+    now_china,
     park_status_for,
 )
 from ingest.simulator.config import PushTarget, SimConfig, default_push_secrets
+from ingest.simulator.deliveries import Counters
 from ingest.times import format_query_time
 
 __all__ = ["Simulator", "Token", "PushStats", "now_china"]
@@ -52,11 +56,6 @@ _TRANSITIONS: dict[int, tuple[tuple[int, int], ...]] = {
 }
 
 
-def now_china() -> datetime:
-    """Current China time at second resolution (the resolution of ``LastQueryTime``)."""
-    return datetime.now(CHINA_TZ).replace(microsecond=0)
-
-
 @dataclass
 class Token:
     operator_id: str
@@ -67,7 +66,7 @@ class Token:
 
 
 @dataclass
-class PushStats:
+class PushStats(Counters):
     sent: int = 0
     """Notifications posted (each HTTP attempt counts)."""
     acknowledged: int = 0
@@ -81,9 +80,6 @@ class PushStats:
     dropped: int = 0
     """Queue full or no target: never sent."""
     last_error: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 @dataclass
@@ -125,6 +121,7 @@ class Simulator:
                 target = PushTarget(config.push_url.rstrip("/"), default_push_secrets(config.seed, op_id))
             if target is not None:
                 self.push_targets[op_id] = target
+        self.business = Business(self)
 
     # ------------------------------------------------------------------ secrets and tokens
 
@@ -207,6 +204,10 @@ class Simulator:
         }
 
     def daily_kwh(self, station: SimStation, c: SimConnector, day: date) -> float:
+        """The energy of the day's orders where the station has any, else a synthetic figure."""
+        from_orders = self.business.day_kwh(station, c, day)
+        if from_orders is not None:
+            return from_orders
         if station.fields["StationStatus"] in (1, 5):
             return 0.0
         r = random.Random(f"{self.config.seed}:{c.connector_id}:{day.isoformat()}")
@@ -243,22 +244,27 @@ class Simulator:
         for _ in range(n):
             op, station, c = pool[self.rng.randrange(len(pool))]
             choices, weights = zip(*_TRANSITIONS.get(c.status, ((1, 1),)))
-            old = c.status
-            c.status = self.rng.choices(choices, weights)[0]
-            c.park_status = park_status_for(c.status)
-            c.lock_status = lock_status_for(c.status)
-            c.changed_at = when
-            station.touch(when)
-            info = c.status_info()
-            changed.append({
-                "OperatorID": op.operator_id, "StationID": station.station_id,
-                "OldStatus": old, **info,
-            })
-            self.enqueue_push(op.operator_id, info)
+            changed.append(self.set_status(op, station, c, self.rng.choices(choices, weights)[0], when))
         return changed
 
+    def set_status(self, op: SimOperator, station: SimStation, c: SimConnector, status: int,
+                   when: datetime) -> dict[str, Any]:
+        """One connector status change: pushed, and a charging session starts or ends with it."""
+        old = c.status
+        c.status = status
+        c.park_status = park_status_for(c.status)
+        c.lock_status = lock_status_for(c.status)
+        c.changed_at = when
+        station.touch(when)
+        seq = self.business.on_status(op, station, c, when)
+        info = c.status_info()
+        self.enqueue_push(op.operator_id, info)
+        out = {"OperatorID": op.operator_id, "StationID": station.station_id, "OldStatus": old, **info}
+        return {**out, "StartChargeSeq": seq} if seq else out
+
     def apply_info_change(self, operator_id: str | None = None) -> dict[str, Any] | None:
-        """Change one station's fee text or add a pile to it, so incremental sync has work."""
+        """Change one station's parking fee or add a pile to it, so incremental sync has work
+        (prices change only with the tariff: ``business.change_policies``)."""
         ops = [self.operators[operator_id]] if operator_id else list(self.operators.values())
         ops = [op for op in ops if op.stations]
         if not ops:
@@ -267,9 +273,8 @@ class Simulator:
         station = self.rng.choice(op.stations)
         when = now_china()
         if self.rng.random() < 0.6:
-            valley = round(self.rng.uniform(0.28, 0.40), 4)
-            station.fields["ElectricityFee"] = _fee_text(self.rng, valley, round(self.rng.uniform(0.25, 0.35), 4))
-            what = "ElectricityFee"
+            station.fields["ParkFee"] = self.rng.choice([f for f in _PARK_FEES if f != station.fields["ParkFee"]])
+            what = "ParkFee"
         else:
             eq_type, power, ctype, n_conn = _pile_kind(self.rng, station.fields["StationType"])
             eq = add_equipment(self.rng, station, eq_type, power, ctype, n_conn, None, when)
@@ -277,6 +282,7 @@ class Simulator:
                 c.status, c.park_status, c.lock_status = 1, 10, 10
             what = f"EquipmentInfos+{eq.equipment_id}"
             self._topology += 1
+            self.business.refresh_texts(station)  # a new kind of pile may change the fee texts
         station.touch(when)
         return {"OperatorID": op.operator_id, "StationID": station.station_id, "Changed": what}
 
@@ -293,6 +299,7 @@ class Simulator:
         op.stations.append(station)
         op.stations.sort(key=lambda s: s.station_id)
         self._topology += 1
+        self.business.new_station(station)
         return {"OperatorID": op.operator_id, "StationID": station.station_id, "Changed": "added"}
 
     def mutate_for_sync(self, op: SimOperator) -> None:
@@ -307,6 +314,7 @@ class Simulator:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        await self.business.deliveries.stop()
         tasks = [t for t in [self._task, *(p.task for p in self._pushers.values())] if t]
         for t in tasks:
             t.cancel()
@@ -331,6 +339,8 @@ class Simulator:
                 for _ in range(n):
                     if self.rng.random() < self.config.info_change_probability:
                         self.apply_info_change()
+                self.business.live_policy_changes(n)
+                self.business.on_clock(now_china())
             except Exception:  # never let the city die silently mid-demo
                 log.exception("simulated change failed")
 
@@ -355,7 +365,9 @@ class Simulator:
             p.task = asyncio.get_running_loop().create_task(self._push_worker(operator_id, p))
         return p
 
-    def enqueue_push(self, operator_id: str, status_info: dict[str, Any]) -> None:
+    def enqueue_push(self, operator_id: str, data: dict[str, Any],
+                     interface: str = "notification_stationStatus") -> None:
+        """Queue a push of a connector status (or, with ``interface``, a StationInfo)."""
         if operator_id not in self.push_targets:
             return
         try:
@@ -363,7 +375,7 @@ class Simulator:
         except RuntimeError:  # no running loop (pure unit use): nothing to push with
             return
         try:
-            p.queue.put_nowait(dict(status_info))
+            p.queue.put_nowait((interface, dict(data)))
         except asyncio.QueueFull:
             p.stats.dropped += 1
 
@@ -387,10 +399,13 @@ class Simulator:
             s = (p.stats if p else PushStats()).as_dict()
             s["queued"] = p.queue.qsize() if p else 0
             s["target"] = self.push_targets[op_id].base_url if op_id in self.push_targets else None
+            s["orders"] = self.business.counters(op_id)
             per[op_id] = s
             for k in total:
                 total[k] += s[k]
         total["queued"] = sum(s["queued"] for s in per.values())
+        orders = [s["orders"] for s in per.values()]
+        total["orders"] = {k: sum(o[k] for o in orders) for k in orders[0] if k != "last_error"} if orders else {}
         return {**total, "operators": per}
 
     async def _push_worker(self, operator_id: str, p: _Pusher) -> None:
@@ -406,15 +421,14 @@ class Simulator:
             finally:
                 p.queue.task_done()
 
-    async def _deliver(self, operator_id: str, p: _Pusher, status_info: dict[str, Any]) -> None:
+    async def _deliver(self, operator_id: str, p: _Pusher, item: tuple[str, dict[str, Any]]) -> None:
         retries = max(0, self.config.push_retries)
         for attempt in range(retries + 1):
-            target = self.push_targets.get(operator_id)
-            if target is None:
+            if operator_id not in self.push_targets:
                 p.stats.dropped += 1
                 return
             try:
-                if await self._notify(target, p, status_info):
+                if await self._notify(operator_id, p, *item):
                     return
             except (httpx.HTTPError, ProtocolError, ValueError, KeyError, TypeError) as exc:
                 p.stats.last_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -461,15 +475,26 @@ class Simulator:
         p.token_expires = now_china() + timedelta(seconds=max(0, ttl - 60))
         return p.token
 
-    async def _notify(self, target: PushTarget, p: _Pusher, status_info: dict[str, Any]) -> bool:
-        data = {"ConnectorStatusInfo": status_info}
+    async def call_platform(self, operator_id: str, interface: str, data: dict[str, Any], stats: Any):
+        """One push of ``interface`` to the operator's target with its cached AccessToken
+        (renewed once on Ret 4002); every HTTP post counts in ``stats.sent``."""
+        target = self.push_targets.get(operator_id)
+        if target is None:
+            raise LookupError(f"no push target for {operator_id}")
+        p = self._pusher(operator_id)
         token = await self._token(target, p)
-        p.stats.sent += 1
-        r = await self._post(target, "notification_stationStatus", data, token)
+        stats.sent += 1
+        r = await self._post(target, interface, data, token)
         if r.ret == Ret.TOKEN:  # renew once, then resend
             token = await self._token(target, p, renew=True)
-            p.stats.sent += 1
-            r = await self._post(target, "notification_stationStatus", data, token)
+            stats.sent += 1
+            r = await self._post(target, interface, data, token)
+        return r
+
+    async def _notify(self, operator_id: str, p: _Pusher, interface: str, data: dict[str, Any]) -> bool:
+        if interface == "notification_stationStatus":
+            data = {"ConnectorStatusInfo": data}
+        r = await self.call_platform(operator_id, interface, data, p.stats)
         if r.ret != Ret.OK:
             p.stats.last_error = f"Ret {int(r.ret)}: {r.msg}"[:300]
             return False
