@@ -37,18 +37,12 @@ BEGIN
 END
 $fn$;
 
-CREATE OR REPLACE FUNCTION zh_tile_cells_ins() RETURNS trigger LANGUAGE plpgsql AS $fn$
+-- Inserts and deletes: the trigger names its transition table delta_rows and passes the sign.
+CREATE OR REPLACE FUNCTION zh_tile_cells_rows() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-    PERFORM zh_tile_cells_fold(array_agg(geom_3857), array_agg(1), array_agg(connectors_total), array_agg(connectors_free))
-    FROM new_rows WHERE feed_state = 'active' AND interconnected AND geom_3857 IS NOT NULL;
-    RETURN NULL;
-END
-$fn$;
-
-CREATE OR REPLACE FUNCTION zh_tile_cells_del() RETURNS trigger LANGUAGE plpgsql AS $fn$
-BEGIN
-    PERFORM zh_tile_cells_fold(array_agg(geom_3857), array_agg(-1), array_agg(connectors_total), array_agg(connectors_free))
-    FROM old_rows WHERE feed_state = 'active' AND interconnected AND geom_3857 IS NOT NULL;
+    PERFORM zh_tile_cells_fold(array_agg(geom_3857), array_agg(TG_ARGV[0]::integer), array_agg(connectors_total),
+                               array_agg(connectors_free))
+    FROM delta_rows WHERE feed_state = 'active' AND interconnected AND geom_3857 IS NOT NULL;
     RETURN NULL;
 END
 $fn$;
@@ -103,10 +97,10 @@ DROP TRIGGER IF EXISTS trg_stations_tile_cells_upd ON stations;
 DROP TRIGGER IF EXISTS trg_stations_tile_cells_del ON stations;
 DROP TRIGGER IF EXISTS trg_stations_tile_cells_trunc ON stations;
 CREATE TRIGGER trg_stations_tile_cells_ins AFTER INSERT ON stations
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION zh_tile_cells_ins();
+    REFERENCING NEW TABLE AS delta_rows FOR EACH STATEMENT EXECUTE FUNCTION zh_tile_cells_rows('1');
 CREATE TRIGGER trg_stations_tile_cells_upd AFTER UPDATE ON stations
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION zh_tile_cells_upd();
 CREATE TRIGGER trg_stations_tile_cells_del AFTER DELETE ON stations
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION zh_tile_cells_del();
+    REFERENCING OLD TABLE AS delta_rows FOR EACH STATEMENT EXECUTE FUNCTION zh_tile_cells_rows('-1');
 CREATE TRIGGER trg_stations_tile_cells_trunc AFTER TRUNCATE ON stations
     FOR EACH STATEMENT EXECUTE FUNCTION zh_tile_cells_truncate();
