@@ -54,15 +54,6 @@ END $$;
 _CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in (
     "id", "search_text", "name", "name_pinyin", "name_initials", "feed_state", "interconnected", "geom"))
 
-# 0300's definition, character for character, which going back restores.
-TRUNCATE_FUNCTION_0300 = """
-CREATE OR REPLACE FUNCTION zh_station_search_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    TRUNCATE station_search;
-    RETURN NULL;
-END $$;
-"""
-
 
 def upgrade() -> None:
     op.execute("""
@@ -91,5 +82,12 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER IF EXISTS trg_station_text_upd ON stations")
     op.execute("DROP TRIGGER IF EXISTS trg_station_text_ins_del ON stations")
     op.execute("DROP FUNCTION IF EXISTS zh_station_text_sync()")
-    op.execute(TRUNCATE_FUNCTION_0300)
+    # 0300's definition, character for character (read from 0300, as 0301 and 0303 read theirs)
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("search_0300", Path(__file__).with_name("2026_11_24_0300_search.py"))
+    prev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(prev)  # type: ignore[union-attr]
+    op.execute(prev.TRUNCATE_FUNCTION)
     op.execute("DROP TABLE IF EXISTS station_text")
