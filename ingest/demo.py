@@ -140,8 +140,9 @@ def load_demo(settings: Settings, *, stations: int = 1500, operators: int = 6, p
             echo(f"the simulator pushes status changes to {settings.app.public_url}")
             results = sync_all(engine, settings, full=True, lock_wait_s=30.0,
                                on_result=lambda r: echo(r.line()))
-            admin.post("/_admin/live", json={"changes_per_second": rate}).raise_for_status()
-            echo(f"live changes: {rate:g} per second")
+            # Charge orders and daily reconciliations are pushed to the same platform (issue 15).
+            admin.post("/_admin/live", json={"changes_per_second": rate, "push_orders": True}).raise_for_status()
+            echo(f"live changes: {rate:g} per second; charge orders pushed as sessions end")
         with engine.connect() as conn:
             active = conn.execute(text("SELECT count(*) FROM stations WHERE feed_state = 'active'")).scalar()
         echo(f"{active} active stations on the map")
