@@ -13,6 +13,9 @@ from __future__ import annotations
 import csv
 import io
 import math
+import random
+from collections import defaultdict
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
@@ -24,7 +27,8 @@ from geo.gcj02 import wgs84_to_gcj02_array
 from services.stations.summary import bump_version
 from services.stations.vocab import normalize_payments, pinyin_of
 
-__all__ = ["bench_database", "generate_stations", "clear_generated", "CITY_CENTRES", "ZHUHAI_CENTRES"]
+__all__ = ["bench_database", "generate_stations", "generate_tariffs", "clear_generated", "CITY_CENTRES",
+           "ZHUHAI_CENTRES", "TARIFF_POLICIES"]
 
 SHENZHEN_CSV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "shenzhen-stations.csv"
 
@@ -214,9 +218,64 @@ def generate_stations(conn: Connection, n: int, *, region: str = "china", seed: 
     return n
 
 
+def _guangdong(service: str, valley: str = "0.3094", flat: str = "0.6437", peak: str = "1.0780") -> dict:
+    """A time-of-use business policy with Guangdong's periods (valley 0-8, peak 10-12 and 14-19)."""
+    starts = [("000000", valley), ("080000", flat), ("100000", peak), ("120000", flat), ("140000", peak),
+              ("190000", flat)]
+    return {"SumPeriod": len(starts), "PolicyInfos": [{"StartTime": t, "ElecPrice": e, "SevicePrice": service}
+                                                      for t, e in starts]}
+
+
+def _flat(electricity: str, service: str) -> dict:
+    return {"SumPeriod": 1, "PolicyInfos": [{"StartTime": "000000", "ElecPrice": electricity, "SevicePrice": service}]}
+
+
+#: (policy, source): what the generated operators answer; the flat ones stand for fee-text fallbacks
+TARIFF_POLICIES: list[tuple[dict, str]] = [
+    (_guangdong("0.4000"), "policy"), (_guangdong("0.6000"), "policy"), (_guangdong("0.8000"), "policy"),
+    (_guangdong("0.5500", "0.2900", "0.6100", "1.0200"), "policy"), (_guangdong("0.3500", "0.3300", "0.6800", "1.1200"),
+                                                                    "policy"),
+    (_flat("0.6500", "0.5500"), "fee_text"), (_flat("0.8000", "0.4000"), "fee_text"),
+]
+
+
+def generate_tariffs(conn: Connection, prefix: str = "GEN", *, seed: int = 1, now: datetime | None = None,
+                     batch: int = 20_000) -> int:
+    """Tariffs for the connectors of generated stations, stored the way a policy pull stores them
+    (``services.prices.store.store_tariffs``: versions, each station's cheapest tariff, its price
+    now at ``now``): 10 % of the stations stay unpriced, 10 % have two tariffs among their
+    connectors (so they vary), the rest one of :data:`TARIFF_POLICIES`. Returns the connectors
+    priced. Call inside a transaction."""
+    from services.prices.store import TariffWrite, store_tariffs
+    from services.prices.tariff import read_policy
+
+    readings = [(read_policy(policy), source) for policy, source in TARIFF_POLICIES]
+    rng = random.Random(seed)
+    plan: dict[int, tuple[int, ...]] = {}
+    seen: dict[int, int] = defaultdict(int)
+    writes: dict[str, list[TariffWrite]] = defaultdict(list)
+    rows = conn.execute(text("SELECT operator_id, connector_id, station_pk FROM connectors WHERE operator_id LIKE :op "
+                             "ORDER BY station_pk, connector_id"), {"op": f"{prefix}%"})
+    for op, cid, spk in rows:
+        if spk not in plan:
+            r = rng.random()
+            k = len(readings)
+            plan[spk] = () if r < 0.1 else (rng.randrange(k), rng.randrange(k)) if r < 0.2 else (rng.randrange(k),)
+        choice = plan[spk]
+        if choice:
+            reading, source = readings[choice[seen[spk] % len(choice)]]
+            seen[spk] += 1
+            writes[op].append(TariffWrite(cid, reading, source))
+    for op, ws in writes.items():
+        for i in range(0, len(ws), batch):
+            store_tariffs(conn, op, ws[i:i + batch], now=now)
+    return sum(len(ws) for ws in writes.values())
+
+
 def clear_generated(conn: Connection, prefix: str = "GEN") -> None:
     """Delete every operator (and its stations, cascading) whose OperatorID starts with ``prefix``."""
     conn.execute(text("DELETE FROM connector_status WHERE operator_id LIKE :op"), {"op": f"{prefix}%"})
+    conn.execute(text("DELETE FROM connector_tariffs WHERE operator_id LIKE :op"), {"op": f"{prefix}%"})
     conn.execute(text("DELETE FROM operators WHERE operator_id LIKE :op"), {"op": f"{prefix}%"})
     bump_version(conn, "stations")
 
@@ -235,6 +294,7 @@ def bench_database(name: str, n: int, *, region: str, operators: int, analyze: t
     from services import migrate
     from services.dbcluster import Cluster, database_url, ensure_database
     from services.geography import load_districts_into_db
+    from services.prices.store import tick_prices
     from services.settings import DatabaseSettings
 
     settings = DatabaseSettings()
@@ -253,6 +313,15 @@ def bench_database(name: str, n: int, *, region: str, operators: int, analyze: t
             clear_generated(conn, "GEN")
             generate_stations(conn, n, region=region, seed=1, operators=operators, prefix="GEN")
         print(f"   generated in {time.perf_counter() - t0:.0f} s", flush=True)
+    with engine.begin() as conn:
+        priced = conn.execute(text("SELECT EXISTS (SELECT 1 FROM station_tariffs)")).scalar()
+    if not priced:  # databases generated before prices existed get their tariffs once
+        print(f"   generating tariffs ({label or region}) ...", flush=True)
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            generate_tariffs(conn, "GEN", seed=1)
+        print(f"   tariffs in {time.perf_counter() - t0:.0f} s", flush=True)
+    tick_prices(engine)  # the prices in force now, as the price job keeps them
     with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
         for table in analyze:
             conn.execute(text(f"VACUUM ANALYZE {table}"))

@@ -92,8 +92,8 @@ class TileService:
         self.versions = DataVersions(self.renderer.kwargs, poll_s=self.tiles.version_poll_s, listen=listen)
         self.cache = ByteLRU(self.tiles.cache_bytes)
         t = self.tiles
-        # Anything that changes the bytes for the same data goes into every ETag.
-        self._fingerprint = (f"v1|{t.max_zoom}|{t.cluster_below_zoom}|{cells_per_tile(t.cluster_cell_px)}"
+        # Anything that changes the bytes for the same data goes into every ETag (v2: price_now).
+        self._fingerprint = (f"v2|{t.max_zoom}|{t.cluster_below_zoom}|{cells_per_tile(t.cluster_cell_px)}"
                              f"|{t.max_features}")
         self.cache_control = (f"public, max-age={t.max_age_s}, s-maxage={t.cdn_max_age_s}, "
                               f"stale-while-revalidate={t.stale_while_revalidate_s}")

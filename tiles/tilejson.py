@@ -21,6 +21,8 @@ _STATION_FIELDS = {
     "connectors_free": "Number: connectors free now (clusters: sum over members)",
     "availability": "String: free | busy | offline | unknown",
     "status": "String: the same as availability (free | busy | offline | unknown)",
+    "price_now": "Number: price per kWh now, yuan (electricity + service, the cheapest connector's); "
+                 "absent when unknown (stations only)",
     "point_count": "Number: stations in the cluster (cluster features only)",
 }
 _DISTRICT_FIELDS = {

@@ -19,6 +19,7 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from decimal import Decimal
 from functools import partial
 from typing import Annotated, Any
 
@@ -33,14 +34,16 @@ from litestar.types import Message, Receive, Scope, Send
 
 from services.db import Database
 from services.errors import BadRequest
+from services.prices.views import next_change, parse_kwh
 from services.search import parse_search, search
 from services.search.query import check_known
 from services.search.catalog import iter_matches, reference, station_detail, stats
 from services.search.ratelimit import RateDecision, check_rate
 from services.search.schemas import ReferenceResponse, SearchResponse, StationDetail, StatsResponse
 from services.settings import Settings
+from services.stations.filters import _single
 
-__all__ = ["ROUTES", "RateLimitMiddleware"]
+__all__ = ["ROUTES", "RateLimitMiddleware", "detail_query", "load_station", "request_now"]
 
 API_PREFIX = "/api/v1"
 
@@ -139,6 +142,9 @@ def _search_params(
                                                    "(changlong) or initials (xxcd)", max_length=100)] = None,
     available: Annotated[str | None, Parameter(description="true: at least one connector free now")] = None,
     min_power: Annotated[str | None, Parameter(description="kW: at least one pile of at least this power")] = None,
+    max_price: Annotated[str | None, Parameter(description="yuan per kWh, 0 to 100: the price now (electricity + "
+                                                           "service, the station's cheapest connector) is at most "
+                                                           "this; stations without a known price never match")] = None,
     exclude_operator: Annotated[list[str] | None, Parameter(description="OperatorID(s) to leave out")] = None,
     bbox: Annotated[str | None, Parameter(description="minLng,minLat,maxLng,maxLat (WGS84)")] = None,
     lat: Annotated[str | None, Parameter(description="WGS84 latitude (with lng): distances and nearest-N")] = None,
@@ -146,8 +152,9 @@ def _search_params(
     radius: Annotated[str | None, Parameter(description="metres around lat/lng (geodesic)")] = None,
     route: Annotated[str | None, Parameter(description="encoded polyline (precision 5) or WKT LINESTRING")] = None,
     corridor: Annotated[str | None, Parameter(description="metres either side of the route (default 1000)")] = None,
-    sort: Annotated[str | None, Parameter(description="id|relevance|distance|route|name|max_power|free; default: "
-                                                      "route, distance, relevance or id by what is given")] = None,
+    sort: Annotated[str | None, Parameter(description="id|relevance|distance|route|name|max_power|free|price "
+                                                      "(price now, cheapest first, unpriced last); default: route, "
+                                                      "distance, relevance or id by what is given")] = None,
     updated_since: Annotated[str | None, Parameter(description="ISO 8601: only stations changed since then")] = None,
     crs: Annotated[str | None, Parameter(description="wgs84 (default) or gcj02, for output coordinates")] = None,
     api_key: Annotated[str | None, Parameter(description="API key (or the X-API-Key header)")] = None,
@@ -186,23 +193,52 @@ def list_stations(request: Request, db: Database, settings: Settings, search_par
     return _cached(request, etag, body)
 
 
-@get("/stations/{station_pk:int}", sync_to_thread=True, summary="One station with piles, connectors and live status",
-     tags=["stations"])
+def request_now(app: Any) -> datetime:
+    """Now, from the app's clock when one is set (``app.state.clock``: tests move time without sleeping)."""
+    clock = getattr(app.state, "clock", None)
+    return clock() if clock is not None else datetime.now(timezone.utc)
+
+
+def detail_query(request: Request) -> tuple[str, Decimal | None]:
+    """``crs`` and ``kwh`` of a station detail request (the only parameters it takes); 400 naming a bad one."""
+    params = request.query_params
+    check_known(params, ["crs", "kwh"])
+    crs = (_single(params, "crs") or "wgs84").lower()
+    if crs not in ("wgs84", "gcj02"):
+        raise BadRequest(f"unknown value {crs[:40]!r} for parameter 'crs'; allowed: wgs84, gcj02", param="crs")
+    return crs, parse_kwh(_single(params, "kwh"))
+
+
+def load_station(request: Request, db: Database, station_pk: int) -> dict[str, Any]:
+    """A station detail with its prices at the request's ``now`` (the API and the map popup)."""
+    crs, kwh = detail_query(request)
+    if not 0 < station_pk < 2**63:
+        raise BadRequest("parameter 'station_pk' is out of range", param="station_pk")
+    with db.engine.connect() as conn:
+        return station_detail(conn, station_pk, crs=crs, now=request_now(request.app), kwh=kwh)
+
+
+@get("/stations/{station_pk:int}", sync_to_thread=True, tags=["stations"],
+     summary="One station with piles, connectors, live status and prices",
+     description="`tariff` on the station and on each connector: `{source, currency, varies, updated_at, "
+                 "checked_at, periods: [{start, end, electricity, service, total}], now: {electricity, service, "
+                 "total, until}}` (yuan per kWh as strings with 4 decimals; null when nothing is known). With "
+                 "`kwh`, `estimate` on each connector (that many kWh started now at its power, across periods) "
+                 "and on the station (the cheapest connector's, naming `connector_id`). The ETag follows the "
+                 "content, so it changes when the price in force does.")
 def get_station(request: Request, db: Database, settings: Settings,
                 station_pk: Annotated[int, Parameter(description="the station's id (from search items)")],
                 crs: Annotated[str | None, Parameter(description="wgs84 (default) or gcj02")] = None,
+                kwh: Annotated[str | None, Parameter(description="kWh to estimate the cost of, started now: "
+                                                                 "0 < kwh <= 500")] = None,
                 api_key: Annotated[str | None, Parameter(description="API key")] = None) -> Response[StationDetail]:
-    crs_value = (crs or "wgs84").lower()
-    if crs_value not in ("wgs84", "gcj02"):
-        raise BadRequest(f"unknown value {crs!r} for parameter 'crs'; allowed: wgs84, gcj02", param="crs")
-    check_known(request.query_params, ["crs"])
-    if not 0 < station_pk < 2**63:
-        raise BadRequest("parameter 'station_pk' is out of range", param="station_pk")
-    etag = _etag(request, crs_value)
-    if _not_modified(request, etag):
-        return _cached(request, etag, b"")
-    with db.engine.connect() as conn:
-        item = station_detail(conn, station_pk, crs=crs_value)
+    item = load_station(request, db, station_pk)
+    # The answer depends on the time (the price in force, the estimate), so the ETag is taken from the
+    # content: a new period (``until``), a new tariff version or a status change each give a new tag,
+    # and nothing else does (the estimate starts at the current minute, so requests within it match).
+    until = next_change(item)
+    etag = _etag(request, until.isoformat() if until else "",
+                 json.dumps(item, default=str, sort_keys=True, ensure_ascii=False))
     return _cached(request, etag, item)
 
 
@@ -232,7 +268,7 @@ def stations_geojson(request: Request, db: Database, settings: Settings, search_
 
 CSV_COLUMNS = ["id", "operator_id", "station_id", "name", "operator_name", "address", "district", "district_name",
                "lng", "lat", "station_type", "station_status", "facility_types", "payments", "connectors_total",
-               "connectors_free", "availability", "pile_count", "scale", "max_power_kw", "electricity_fee",
+               "connectors_free", "availability", "pile_count", "scale", "max_power_kw", "price_now", "electricity_fee",
                "service_fee", "park_fee", "hours", "updated_at"]
 
 
@@ -244,14 +280,9 @@ def _csv_chunks(db: Database, query: Any) -> Iterator[bytes]:
     with db.engine.connect() as conn:
         for batch in iter_matches(conn, query):
             for it in batch:
-                fees = it["fees"]
-                writer.writerow([
-                    it["id"], it["operator_id"], it["station_id"], it["name"], it["operator_name"], it["address"],
-                    it["district"], it["district_name"], it["lng"], it["lat"], it["station_type"],
-                    it["station_status"], "|".join(it["facility_types"]), "|".join(it["payments"]),
-                    it["connectors_total"], it["connectors_free"], it["availability"], it["pile_count"],
-                    it["scale"], it["max_power_kw"], fees["electricity_fee"], fees["service_fee"], fees["park_fee"],
-                    it["hours"], it["updated_at"]])
+                flat = {**it, **it["fees"], "facility_types": "|".join(it["facility_types"]),
+                        "payments": "|".join(it["payments"])}
+                writer.writerow([flat[c] for c in CSV_COLUMNS])
             yield buf.getvalue().encode("utf-8")
             buf.seek(0)
             buf.truncate()

@@ -22,7 +22,7 @@ from litestar.response.sse import ServerSentEventMessage
 from portal_site.i18n import lang_of
 from portal_site.routes.tiles import tile_service
 from services.db import Database
-from services.errors import BadRequest, NotFound
+from services.errors import NotFound
 from services.stations import enums
 from services.stations.vocab import AVAILABILITY, FACILITY_TYPES, PAYMENTS
 
@@ -56,7 +56,27 @@ JS_TEXT: dict[str, tuple[str, str]] = {
     "kw": ("kW", "kW"),
     "station_type": ("站点类型", "Station type"),
     "unknown": ("未知", "unknown"),
+    "price_now": ("当前价格", "Price now"),
+    "per_kwh": ("元/度", "yuan/kWh"),
+    "until": ("至", "until"),
+    "today_prices": ("今日电价（电费+服务费）", "Today's prices (electricity + service)"),
+    "cheapest": ("最低", "Cheapest"),
+    "now_marker": ("现在", "now"),
+    "estimate": ("充 {kwh} 度约", "{kwh} kWh costs about"),
+    "minutes": ("分钟", "min"),
+    "hours_short": ("小时", "h"),
+    "varies": ("各接口价格不同，显示最低价", "Prices differ by connector; the lowest is shown"),
+    "no_price": ("暂无价格信息", "No price information yet"),
+    "source_policy": ("运营商计费策略", "operator's tariff"),
+    "source_fee_text": ("站点公示收费", "posted fees"),
+    "source_mixed": ("计费策略与公示收费", "tariffs and posted fees"),
+    "price_legend": ("当前价格（元/度）", "Price now (yuan/kWh)"),
 }
+
+#: the charge the popup estimates the cost of (kWh): a typical top-up of a car
+ESTIMATE_KWH = 30
+#: prices (yuan/kWh) the "colour by price" ramp runs between: green, amber, red
+PRICE_RAMP = (0.6, 1.2, 1.8)
 
 
 def _labels(vocab: dict[Any, tuple[str, str]], en: bool) -> dict[str, str]:
@@ -87,6 +107,8 @@ def map_config(request: Request) -> dict[str, Any]:
         "zoom": 9.3,
         "bounds": [113.15, 21.95, 113.65, 22.42],  # where Zhuhai's stations are (the far islands left out)
         "initialFilters": request.url.query or "",
+        "estimateKwh": ESTIMATE_KWH,
+        "priceRamp": list(PRICE_RAMP),
     }
 
 
@@ -96,23 +118,19 @@ async def map_page(request: Request) -> Template:
     # Embedded in <script type="application/json">: escape what could end the element or start markup.
     config_json = (json.dumps(config, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
                    .replace("&", "\\u0026"))
-    return Template(template_name="map.html", context={"config_json": config_json})
+    return Template(template_name="map.html", context={"config_json": config_json, "price_ramp": PRICE_RAMP})
 
 
 @get("/map/stations/{name:str}", sync_to_thread=True, include_in_schema=False, cache=False)
 def station_json(request: Request, db: Database, name: str) -> Response[dict]:
-    """The popup's details (the same shape as ``/api/v1/stations/{id}``), without the API quota."""
-    from services.search.catalog import station_detail
+    """The popup's details (the same shape and parameters as ``/api/v1/stations/{id}``: ``crs``,
+    ``kwh``), without the API quota."""
+    from portal_site.routes.api import load_station
 
     pk_text, _, ext = name.partition(".")
     if ext != "json" or not pk_text.isdigit() or not 0 < int(pk_text) < 2**63:
         raise NotFound(f"no such station: {name[:40]}")
-    crs = (request.query_params.get("crs") or "wgs84").lower()
-    if crs not in ("wgs84", "gcj02"):
-        raise BadRequest("parameter 'crs' must be wgs84 or gcj02", param="crs")
-    with db.engine.connect() as conn:
-        item = station_detail(conn, int(pk_text), crs=crs)
-    return Response(item, headers={"Cache-Control": "no-cache"})
+    return Response(load_station(request, db, int(pk_text)), headers={"Cache-Control": "no-cache"})
 
 
 @get("/map/events", include_in_schema=False, cache=False)

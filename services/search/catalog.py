@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from services.errors import NotFound
+from services.prices.views import add_prices, station_prices
 from services.search.labels import CLOSED_VOCABULARIES
 from services.search.query import SORTS, SearchQuery
 from services.search.service import ITEM_JOINS, ITEM_COLUMNS, extra_preds, to_item, bind_params
@@ -20,8 +23,10 @@ from services.stations.vocab import AVAILABILITY, EQUIPMENT_TYPE_FACILITY
 __all__ = ["iter_matches", "reference", "station_detail", "stats"]
 
 
-def station_detail(conn: Connection, station_pk: int, *, crs: str = "wgs84") -> dict[str, Any]:
-    """A visible station with its piles, connectors and their live status."""
+def station_detail(conn: Connection, station_pk: int, *, crs: str = "wgs84", now: datetime | None = None,
+                   kwh: Decimal | None = None) -> dict[str, Any]:
+    """A visible station with its piles, connectors and their live status, and the tariff of the
+    station and of each connector at ``now`` (with ``kwh``: the estimates, ``services.prices.views``)."""
     row = conn.execute(text(
         f"SELECT {ITEM_COLUMNS}, NULL::float8 AS distance_m, s.site_guide, s.service_tel, s.construction, "
         f"s.park_nums, s.match_cars, s.remark, s.support_order, s.pictures "
@@ -57,6 +62,7 @@ def station_detail(conn: Connection, station_pk: int, *, crs: str = "wgs84") -> 
         e["connectors"] = by_eq.get(pk, [])
         item["equipment"].append(e)
     item["pictures"] = list(item.get("pictures") or [])
+    add_prices(item, station_prices(conn, station_pk), now or datetime.now(UTC), kwh)
     return item
 
 

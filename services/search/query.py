@@ -28,6 +28,8 @@ SORTS: dict[str, tuple[str, str]] = {
     "name": ("名称", "name"),
     "max_power": ("最大功率", "maximum power, highest first"),
     "free": ("空闲枪数", "free connectors, most first"),
+    "price": ("当前价格（低到高）", "price per kWh now (electricity + service), cheapest first; stations "
+                                "without a known price last"),
 }
 PAGING_PARAMS: tuple[str, ...] = ("limit", "cursor", "sort", "facets", "total", "updated_since", "crs")
 IGNORED_PARAMS: tuple[str, ...] = ("lang", "api_key", "format")

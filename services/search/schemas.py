@@ -8,8 +8,9 @@ from typing import Any
 import msgspec
 
 __all__ = [
-    "ConnectorOut", "EquipmentOut", "FacetValue", "Facets", "Fees", "ReferenceResponse", "SearchResponse",
-    "StationDetail", "StationItem", "StatsResponse", "StatsRow", "StatsTotals",
+    "ConnectorOut", "EquipmentOut", "EstimateOut", "EstimatePart", "FacetValue", "Facets", "Fees", "PriceNow",
+    "ReferenceResponse", "SearchResponse", "StationDetail", "StationItem", "StatsResponse", "StatsRow", "StatsTotals",
+    "TariffOut", "TariffPeriod",
 ]
 
 
@@ -17,6 +18,64 @@ class Fees(msgspec.Struct):
     electricity_fee: str | None = None
     service_fee: str | None = None
     park_fee: str | None = None
+
+
+class TariffPeriod(msgspec.Struct):
+    """One period of the day (China time; ``end`` "24:00" for the last): prices per kWh in yuan as
+    strings with 4 decimals; ``total`` = electricity + service."""
+
+    start: str
+    end: str
+    electricity: str
+    service: str
+    total: str
+
+
+class PriceNow(msgspec.Struct):
+    """The price per kWh in force now and when it next changes."""
+
+    electricity: str
+    service: str
+    total: str
+    until: datetime
+
+
+class TariffOut(msgspec.Struct):
+    """``source``: policy (query_equip_business_policy), fee_text (the StationInfo fee texts), or mixed
+    (a station whose connectors differ); ``varies``: a station whose connectors' tariffs differ (its
+    periods are the cheapest per period); ``updated_at``: when the version in force took effect;
+    ``checked_at``: when it was last confirmed."""
+
+    source: str
+    currency: str
+    varies: bool
+    updated_at: datetime
+    checked_at: datetime | None
+    periods: list[TariffPeriod]
+    now: PriceNow
+
+
+class EstimatePart(msgspec.Struct):
+    start: datetime
+    end: datetime
+    kwh: float
+    total: str
+
+
+class EstimateOut(msgspec.Struct):
+    """The cost of ``kwh`` started now at the connector's power, across periods (yuan as strings with
+    2 decimals). On a station: the cheapest connector's, named by ``connector_id``."""
+
+    kwh: float
+    power_kw: float
+    yuan: str
+    electricity_yuan: str
+    service_yuan: str
+    start: datetime
+    end: datetime
+    minutes: int
+    periods: list[EstimatePart]
+    connector_id: str | None = None
 
 
 class StationItem(msgspec.Struct):
@@ -47,6 +106,7 @@ class StationItem(msgspec.Struct):
     station_tel: str | None
     updated_at: datetime
     distance_m: float | None = None
+    price_now: str | None = None
 
 
 class FacetValue(msgspec.Struct):
@@ -90,6 +150,8 @@ class ConnectorOut(msgspec.Struct):
     park_status: int | None
     lock_status: int | None
     status_since: datetime | None
+    tariff: TariffOut | None = None
+    estimate: EstimateOut | None = None
 
 
 class EquipmentOut(msgspec.Struct):
@@ -113,6 +175,8 @@ class StationDetail(StationItem, kw_only=True):
     support_order: int | None = None
     pictures: list[str] = []
     equipment: list[EquipmentOut] = []
+    tariff: TariffOut | None = None
+    estimate: EstimateOut | None = None
 
 
 class StatsTotals(msgspec.Struct):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from sqlalchemy import text
@@ -57,11 +57,13 @@ ITEM_COLUMNS = """
     s.facility_types, s.payments, s.connectors_total, s.connectors_free, s.availability,
     s.pile_count, s.scale, s.max_power_kw::float8 AS max_power_kw,
     s.electricity_fee, s.service_fee, s.park_fee, s.busine_hours, s.park_info, s.station_tel,
-    s.updated_at"""
+    s.updated_at, s.price_now::text AS price_now"""
 
 ITEM_JOINS = ("LEFT JOIN operators o ON o.operator_id = s.operator_id "
           "LEFT JOIN districts d ON d.adcode = s.district_adcode")
 
+#: the sort key of a station without a price (after every price: price4 is at most 9,999,999)
+NO_PRICE4 = 2147483647
 _POINT = "ST_SetSRID(ST_MakePoint(:f_lng, :f_lat), 4326)"
 _ROUTE = "ST_GeomFromText(:f_route_wkt, 4326)"
 
@@ -92,6 +94,8 @@ def _sort_sql(q: SearchQuery, *, qm: bool = False) -> tuple[str, str, str]:
         return f"ST_LineLocatePoint({_ROUTE}, s.geom)", "ASC", "float8"
     if q.sort == "relevance":
         return "(1 - qm.sim)::float8", "ASC", "float8"
+    if q.sort == "price":
+        return f"coalesce((s.price_now * 10000)::int, {NO_PRICE4})", "ASC", "int"
     raise AssertionError(q.sort)
 
 
@@ -132,6 +136,8 @@ def _narrow_base(flt: StationFilter, a: str = "s", *, qm: bool = False) -> list[
         preds.append(f"{a}.free")
     if flt.min_power is not None:
         preds.append(f"{a}.power10 >= :n_power10")
+    if flt.max_price is not None:
+        preds.append(f"{a}.price4 <= :n_price4")
     if flt.exclude_operator:
         preds.append(f"{a}.op <> ALL({_OP_IDS.format(':f_exclude_operator')})")
     # bbox, radius and route: the shared filter's own predicates (they only read geom)
@@ -150,6 +156,9 @@ def _narrow_params(flt: StationFilter) -> dict[str, Any]:
     if flt.min_power is not None:
         # power10 is exact (one decimal); the threshold is rounded up exactly with Decimal
         p["n_power10"] = int((Decimal(repr(flt.min_power)) * 10).to_integral_value(rounding=ROUND_CEILING))
+    if flt.max_price is not None:
+        # price4 = price_now x 10,000 exactly (4 decimals): the threshold rounded down exactly
+        p["n_price4"] = int((Decimal(repr(flt.max_price)) * 10000).to_integral_value(rounding=ROUND_FLOOR))
     return p
 
 
@@ -284,14 +293,17 @@ def _items_sql(q: SearchQuery, *, knn: bool, keyset: bool) -> str:
                 f"WHERE {where} ORDER BY k, qm.id LIMIT :lim), "
                 f"items AS (SELECT {ITEM_COLUMNS}, ids.k AS sort_key, {dist} AS distance_m FROM stations s "
                 f"{ITEM_JOINS} JOIN ids ON ids.id = s.id ORDER BY ids.k, s.id LIMIT :lim)")
-    if q.sort == "id" and not q.updated_since:
-        # ids from the narrow table in primary-key order; stations only for the page itself
+    if q.sort in ("id", "price") and not q.updated_since:
+        # ids (and price4) from the narrow table in key order; stations only for the page itself
+        key = "n.id" if q.sort == "id" else f"coalesce(n.price4, {NO_PRICE4})"
         preds = [*_narrow_base(flt, "n", qm=use_qm), *_narrow_dims(flt, "n").values()]
         if keyset:
-            preds.append("n.id > :c_id")
+            preds.append("n.id > :c_id" if q.sort == "id" else f"({key}, n.id) > (CAST(:c_key AS int), :c_id)")
         where = " AND ".join(f"({p})" for p in preds) or "TRUE"
-        return (f"ids AS (SELECT n.id FROM station_search n WHERE {where} ORDER BY n.id LIMIT :lim), "
-                f"items AS ({select} JOIN ids ON ids.id = s.id ORDER BY s.id LIMIT :lim)")
+        return (f"ids AS (SELECT n.id, {key} AS k FROM station_search n WHERE {where} ORDER BY {key}, n.id "
+                f"LIMIT :lim), "
+                f"items AS (SELECT {ITEM_COLUMNS}, ids.k AS sort_key, {dist} AS distance_m FROM stations s "
+                f"{ITEM_JOINS}{qm_join} JOIN ids ON ids.id = s.id ORDER BY ids.k, s.id LIMIT :lim)")
     preds = [flt.where_sql("s"), *extra_preds(q)]
     if keyset:
         cmp = ">" if direction == "ASC" else "<"
@@ -352,7 +364,7 @@ def _execute(conn: Connection | Session, q: SearchQuery, *, items: bool, facets:
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
         if q.sort == "id" and (not isinstance(key, int) or key != row_id):
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
-        if q.sort == "free" and not isinstance(key, int):
+        if q.sort in ("free", "price") and (not isinstance(key, int) or not -2**31 <= key < 2**31):
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
         if isinstance(key, float) and not math.isfinite(key):
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")

@@ -23,8 +23,10 @@ from services.stations.vocab import FACILITY_TYPES, PAYMENTS, SCALES
 __all__ = ["DIMENSIONS", "FILTER_PARAMS", "StationFilter", "parse_route"]
 
 DIMENSIONS: tuple[str, ...] = ("operator", "district", "station_type", "scale", "facility_type", "payment")
-FILTER_PARAMS: tuple[str, ...] = (*DIMENSIONS, "q", "available", "min_power", "exclude_operator",
+FILTER_PARAMS: tuple[str, ...] = (*DIMENSIONS, "q", "available", "min_power", "max_price", "exclude_operator",
                                   "bbox", "lat", "lng", "radius", "route", "corridor")
+#: the highest ``max_price`` accepted, yuan/kWh (a tariff's electricity and service are each at most 20)
+MAX_PRICE_FILTER = 100.0
 
 _OPERATOR_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _TRUE = {"1", "true", "yes", "on"}
@@ -152,6 +154,7 @@ class StationFilter:
     q: str | None = None
     available: bool = False
     min_power: float | None = None
+    max_price: float | None = None
     exclude_operator: tuple[str, ...] = ()
     bbox: BBox | None = None
     lng: float | None = None
@@ -194,6 +197,11 @@ class StationFilter:
         min_power = _float(params, "min_power")
         if min_power is not None and not 0 <= min_power <= 2000:
             raise BadRequest("parameter 'min_power' must be between 0 and 2000 kW", param="min_power")
+
+        max_price = _float(params, "max_price")
+        if max_price is not None and not 0 <= max_price <= MAX_PRICE_FILTER:
+            raise BadRequest(f"parameter 'max_price' must be between 0 and {MAX_PRICE_FILTER:g} yuan/kWh",
+                             param="max_price")
 
         bbox = None
         bbox_text = _single(params, "bbox")
@@ -239,6 +247,7 @@ class StationFilter:
             q=q,
             available=available_text in _TRUE,
             min_power=min_power,
+            max_price=max_price,
             exclude_operator=excluded,
             bbox=bbox, lng=lng, lat=lat, radius=radius, route=route, corridor=corridor,
         )
@@ -289,6 +298,8 @@ class StationFilter:
             preds.append(f"{a}.connectors_free > 0")
         if self.min_power is not None:
             preds.append(f"{a}.max_power_kw >= :f_min_power")
+        if self.max_price is not None:  # the price per kWh now (electricity + service); unpriced never match
+            preds.append(f"{a}.price_now <= :f_max_price")
         if self.exclude_operator:
             preds.append(f"{a}.operator_id <> ALL(CAST(:f_exclude_operator AS varchar[]))")
         if self.bbox is not None:
@@ -320,6 +331,7 @@ class StationFilter:
             "f_station_type": list(self.station_type), "f_scale": list(self.scale),
             "f_facility_type": list(self.facility_type), "f_payment": list(self.payment),
             "f_exclude_operator": list(self.exclude_operator), "f_min_power": self.min_power,
+            "f_max_price": self.max_price,
         }
         if self.q:
             escaped = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,17 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from bench.generate import clear_generated, generate_stations
+from bench.generate import clear_generated, generate_stations, generate_tariffs
 from geo.gcj02 import wgs84_to_gcj02
 from services.db import Database
+from services.prices.tariff import CHINA_TZ
 from services.settings import SearchSettings, Settings
 from services.stations.summary import bump_version
 from services.stations.vocab import normalize_payments, pinyin_of
 from tests.conftest import make_settings
 
+#: the moment the generated stations' tariffs were stored (their price_now is the one in force then)
+PRICED_AT = datetime(2026, 12, 6, 9, 30, tzinfo=CHINA_TZ)
 GEN_PREFIX = "SGN"
 HAND_PREFIX = "SHD"
 N_GENERATED = 1200
@@ -90,6 +94,7 @@ def search_data(engine: Engine) -> Iterator[SearchData]:
         clear_generated(conn, GEN_PREFIX)
         clear_generated(conn, HAND_PREFIX)
         generate_stations(conn, N_GENERATED, region="zhuhai", seed=7, operators=6, prefix=GEN_PREFIX)
+        generate_tariffs(conn, GEN_PREFIX, seed=7, now=PRICED_AT)
         hand: dict[str, int] = {}
         for i, (suffix, name, short) in enumerate(HAND_OPERATORS):
             conn.execute(text("INSERT INTO operators (operator_id, name, short_name) VALUES (:o, :n, :s) "
@@ -137,4 +142,4 @@ def all_visible(engine: Engine) -> list[dict]:
         return [dict(r) for r in conn.execute(text(
             "SELECT id, operator_id, district_adcode, station_type, scale, facility_types, payments, "
             "connectors_free, max_power_kw::float8 AS max_power_kw, ST_X(geom) AS lng, ST_Y(geom) AS lat, name, "
-            "search_text FROM stations WHERE feed_state = 'active' AND interconnected")).mappings()]
+            "search_text, price_now FROM stations WHERE feed_state = 'active' AND interconnected")).mappings()]

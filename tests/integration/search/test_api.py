@@ -26,7 +26,7 @@ BAD = [
     ("route=LINESTRING(113 22, 113.1 22.1)&corridor=0", "corridor"),
     ("route=LINESTRING(113 22, 113.1 22.1)&corridor=99999999", "corridor"), ("corridor=100", "corridor"),
     ("limit=0", "limit"), ("limit=100000", "limit"), ("limit=ten", "limit"), ("limit=-1", "limit"),
-    ("cursor=abc", "cursor"), ("cursor=WyJuYW1lIiwxLDIsIngiXQ", "cursor"), ("sort=price", "sort"),
+    ("cursor=abc", "cursor"), ("cursor=WyJuYW1lIiwxLDIsIngiXQ", "cursor"), ("sort=cheapest", "sort"),
     ("sort=distance", "sort"), ("sort=route", "sort"), ("sort=relevance", "sort"), ("facets=perhaps", "facets"),
     ("updated_since=yesterday", "updated_since"), ("crs=bd09", "crs"), ("foo=1", "foo"),
     ("q=" + "x" * 101, "q"), ("limit=1&limit=2", "limit"), ("q=a&q=b", "q"), ("total=maybe", "total"),

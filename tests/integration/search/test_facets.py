@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,6 +36,9 @@ def _base_ok(row: dict, f: dict) -> bool:
     if f.get("available") and row["connectors_free"] <= 0:
         return False
     if f.get("min_power") is not None and (row["max_power_kw"] is None or row["max_power_kw"] < f["min_power"]):
+        return False
+    if f.get("max_price") is not None and (row["price_now"] is None
+                                           or row["price_now"] > Decimal(repr(f["max_price"]))):
         return False
     if row["operator_id"] in f.get("exclude_operator", []):
         return False
@@ -80,6 +84,8 @@ def _params(f: dict) -> MultiDict:
         md.add("available", "true")
     if f.get("min_power") is not None:
         md.add("min_power", str(f["min_power"]))
+    if f.get("max_price") is not None:
+        md.add("max_price", repr(f["max_price"]))
     if f.get("exclude_operator"):
         md.add("exclude_operator", ",".join(f["exclude_operator"]))
     if f.get("bbox"):
@@ -113,6 +119,8 @@ def _filters(universe: dict) -> st.SearchStrategy[dict]:
         "payment": sub(list(PAYMENTS)),
         "available": st.booleans(),
         "min_power": st.sampled_from([None, 7.0, 60.0, 120.0, 200.0]),
+        # the generated tariffs' prices now, and values between them (exact at 4 decimals)
+        "max_price": st.sampled_from([None, 0.0, 1.0299, 1.03, 1.0437, 1.16, 1.1999, 1.2, 1.4437, 30.0]),
         "exclude_operator": sub(universe["operators"]),
         "bbox": st.sampled_from([None, (113.50, 22.20, 113.60, 22.30), (113.20, 22.00, 113.45, 22.25),
                                  (113.0, 21.8, 114.0, 22.6)]),
@@ -159,6 +167,8 @@ def test_facets_match_brute_force(engine, universe, data) -> None:  # noqa: ANN0
     {"operator": ["SGN000001", "SGN000002"], "district": [440402, 440403], "station_type": [1, 100],
      "scale": ["small", "medium"], "facility_type": ["dc"], "payment": ["online", "card"]},
     {"q": "cd", "available": True, "operator": ["SHD000001"]},
+    {"max_price": 1.0437, "operator": ["SGN000001", "SGN000003"], "facility_type": ["dc"]},
+    {"max_price": 0.0},
 ])
 @pytest.mark.parametrize("wide", [False, True])
 def test_known_combinations(engine, universe, f, wide) -> None:  # noqa: ANN001
@@ -183,7 +193,7 @@ def test_narrow_table_follows_stations(engine, universe) -> None:  # noqa: ANN00
     """The trigger keeps station_search equal to the visible stations' facet columns."""
     from sqlalchemy import text
 
-    cols = "id, op, district, st, scale, ft, pay, free, power10, geom"
+    cols = "id, op, district, st, scale, ft, pay, free, power10, geom, price4"
     codes = """
         SELECT s.id, o.id AS op, s.district_adcode AS district, s.station_type AS st,
                CASE s.scale WHEN 'small' THEN 1 WHEN 'medium' THEN 2 WHEN 'large' THEN 3 WHEN 'xlarge' THEN 4
@@ -193,7 +203,8 @@ def test_narrow_table_follows_stations(engine, universe) -> None:  # noqa: ANN00
                 ON v.k = f) AS ft,
                (SELECT coalesce(sum(b), 0) FROM unnest(s.payments) p
                 JOIN (VALUES ('card', 1), ('online', 2), ('cash', 4), ('other', 8)) v (k, b) ON v.k = p) AS pay,
-               s.connectors_free > 0 AS free, (s.max_power_kw * 10)::int AS power10, s.geom
+               s.connectors_free > 0 AS free, (s.max_power_kw * 10)::int AS power10, s.geom,
+               (s.price_now * 10000)::int AS price4
         FROM stations s JOIN operators o ON o.operator_id = s.operator_id
         WHERE s.feed_state = 'active' AND s.interconnected"""
     with engine.connect() as conn:
