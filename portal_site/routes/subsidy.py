@@ -1,9 +1,10 @@
 """Subsidy pages: the operators' B10 rules, B11 applications and B12 accounting results under
 ``/backoffice/subsidy/``, and the regulators' rules, review and accounting under ``/admin/subsidy/``.
 
-The work is in :mod:`services.subsidy.service`; this module parses forms, scopes every query to
-the operator of the session (another operator's ids are 404) and renders templates. The expected
-amount of the application form is an htmx fragment re-rendered as the form changes.
+The work is in :mod:`services.subsidy` (``rules``, ``options``, ``applications``, ``listing``,
+``accounting``); this module parses forms, scopes every query to the operator of the session
+(another operator's ids are 404) and renders templates. The expected amount of the application
+form is an htmx fragment re-rendered as the form changes.
 
 Per-kWh rules read ``query_station_stats`` from the operator's platform through
 :func:`feed_energy_source` (cached for a few minutes per station and period); tests put their
@@ -33,10 +34,43 @@ from services.errors import AppError, BadRequest, Conflict, NotFound
 from services.models.subsidy import SubsidyRule
 from services.stations.enums import STATION_STATUSES
 from services.stations.vocab import FACILITY_TYPES
-from services.subsidy import service as svc
+from services.subsidy.accounting import account_rule, mark_paid
+from services.subsidy.applications import (
+    ApplicationForm,
+    Estimate,
+    application_lines,
+    batch_delete,
+    batch_submit,
+    delete_application,
+    estimate,
+    get_application,
+    review,
+    save_application,
+    submit_application,
+)
 from services.subsidy.eligibility import INTERCONNECTION_REQUIREMENTS, Failure
 from services.subsidy.energy import EnergySource, EnergyUnavailable, StationEnergy, parse_station_stats
 from services.subsidy.export import XLSX_MEDIA_TYPE, accounting_xlsx, applications_xlsx
+from services.subsidy.listing import (
+    ApplicationQuery,
+    line_summary,
+    list_applications,
+    rule_totals,
+    rule_tree,
+    statistics,
+)
+from services.subsidy.options import facility_options, operator_check, operator_power_kw, station_options
+from services.subsidy.rules import (
+    RULE_LABELS,
+    RuleForm,
+    create_rule,
+    get_rule,
+    list_rules,
+    publish_rule,
+    rule_editable,
+    update_rule,
+)
+from services.subsidy.shared import CHINA_TZ, Actor, china_today
 from services.subsidy.states import APPLICATION_WORKFLOW as WF
 from services.subsidy.states import EDITABLE, role_of
 from services.workflow import events_for
@@ -112,7 +146,7 @@ def _plain(value: Decimal | None) -> str:
 
 
 def _local(ts: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    return ts.astimezone(svc.CHINA_TZ).strftime(fmt) if ts else ""
+    return ts.astimezone(CHINA_TZ).strftime(fmt) if ts else ""
 
 
 def _ctx(**kw: Any) -> dict[str, Any]:
@@ -120,8 +154,8 @@ def _ctx(**kw: Any) -> dict[str, Any]:
             "facility_types": FACILITY_TYPES, "ic_requirements": INTERCONNECTION_REQUIREMENTS, **kw}
 
 
-def _actor(request: Request) -> svc.Actor:
-    return svc.Actor.of(auth.current_user(request))
+def _actor(request: Request) -> Actor:
+    return Actor.of(auth.current_user(request))
 
 
 def _lang(request: Request) -> str:
@@ -154,8 +188,8 @@ def _rule_state(rule: SubsidyRule, today: date) -> str:
 
 def _rule_eligibility(s: Session, rule: SubsidyRule, operator_pk: int, today: date) -> dict[str, Any]:
     """Operator failures and the station picture: can this operator start an application?"""
-    failures = svc.operator_check(s, rule, operator_pk, today=today)
-    stations = svc.station_options(s, rule, operator_pk)
+    failures = operator_check(s, rule, operator_pk, today=today)
+    stations = station_options(s, rule, operator_pk)
     eligible = [st for st in stations if st.eligible]
     if not eligible:
         if not stations:
@@ -171,48 +205,48 @@ def _rule_eligibility(s: Session, rule: SubsidyRule, operator_pk: int, today: da
 @get("/backoffice/subsidy/rules", guards=OPERATOR, sync_to_thread=True, include_in_schema=False)
 def rules_page(request: Request, db: Database) -> Template:
     actor = _actor(request)
-    today = svc.china_today()
+    today = china_today()
     with db.session() as s:
         rows = [{"rule": r, "phase": _rule_state(r, today), **_rule_eligibility(s, r, actor.operator_pk, today)}
-                for r in svc.list_rules(s, published_only=True)]
-        power = svc.operator_power_kw(s, actor.operator_pk)
+                for r in list_rules(s, published_only=True)]
+        power = operator_power_kw(s, actor.operator_pk)
     return Template("subsidy/rules.html", context=_ctx(rows=rows, power=power, lang=_lang(request)))
 
 
 @get("/backoffice/subsidy/rules/{rule_id:int}", guards=OPERATOR, sync_to_thread=True, include_in_schema=False)
 def rule_page(request: Request, db: Database, rule_id: int) -> Template:
     actor = _actor(request)
-    today = svc.china_today()
+    today = china_today()
     with db.session() as s:
-        rule = svc.get_rule(s, rule_id, published_only=True)
+        rule = get_rule(s, rule_id, published_only=True)
         elig = _rule_eligibility(s, rule, actor.operator_pk, today)
-        power = svc.operator_power_kw(s, actor.operator_pk)
+        power = operator_power_kw(s, actor.operator_pk)
     return Template("subsidy/rule_detail.html", context=_ctx(rule=rule, phase=_rule_state(rule, today), power=power,
                                                              lang=_lang(request), **elig))
 
 
 # === B11: applications ===========================================================================
-def _applications_context(s: Session, request: Request, actor: svc.Actor, query: svc.ApplicationQuery) -> dict[str, Any]:
-    today = svc.china_today()
-    tree = svc.rule_tree(s, actor.operator_pk, today=today)  # type: ignore[arg-type]
+def _applications_context(s: Session, request: Request, actor: Actor, query: ApplicationQuery) -> dict[str, Any]:
+    today = china_today()
+    tree = rule_tree(s, actor.operator_pk, today=today)  # type: ignore[arg-type]
     if query.rule_id is None and tree:
-        query = svc.ApplicationQuery(tree[0]["rule"].id, query.state, query.q)
+        query = ApplicationQuery(tree[0]["rule"].id, query.state, query.q)
     selected = next((n["rule"] for n in tree if n["rule"].id == query.rule_id), None)
     if query.rule_id is not None and selected is None:
         raise NotFound(f"没有编号为 {query.rule_id} 的补贴规则 / no subsidy rule {query.rule_id}")
-    apps = svc.list_applications(s, query, operator_pk=actor.operator_pk) if selected else []
-    all_of_rule = (svc.list_applications(s, svc.ApplicationQuery(query.rule_id), operator_pk=actor.operator_pk)
+    apps = list_applications(s, query, operator_pk=actor.operator_pk) if selected else []
+    all_of_rule = (list_applications(s, ApplicationQuery(query.rule_id), operator_pk=actor.operator_pk)
                    if selected else [])
     elig = _rule_eligibility(s, selected, actor.operator_pk, today) if selected else None  # type: ignore[arg-type]
-    return _ctx(tree=tree, selected=selected, query=query, apps=apps, stats=svc.statistics(all_of_rule),
-                lines=svc.line_summary(s, [a.id for a in apps]), elig=elig, editable=EDITABLE,
+    return _ctx(tree=tree, selected=selected, query=query, apps=apps, stats=statistics(all_of_rule),
+                lines=line_summary(s, [a.id for a in apps]), elig=elig, editable=EDITABLE,
                 export_qs=urlencode(query.as_params()), lang=_lang(request))
 
 
 @get("/backoffice/subsidy/applications", guards=OPERATOR, sync_to_thread=True, include_in_schema=False)
 def applications_page(request: Request, db: Database) -> Template:
     actor = _actor(request)
-    query = svc.ApplicationQuery.parse(request.query_params)
+    query = ApplicationQuery.parse(request.query_params)
     done = request.query_params.get("done")
     flash = {"submitted": "已提交 / submitted", "saved": "已保存 / saved", "deleted": "已删除 / deleted",
              "batch_submitted": "已批量提交 / submitted", "batch_deleted": "已批量删除 / deleted"}.get(done or "")
@@ -224,38 +258,38 @@ def applications_page(request: Request, db: Database) -> Template:
 @get("/backoffice/subsidy/applications/export.xlsx", guards=OPERATOR, sync_to_thread=True, include_in_schema=False)
 def applications_export(request: Request, db: Database) -> Response:
     actor = _actor(request)
-    query = svc.ApplicationQuery.parse(request.query_params)
+    query = ApplicationQuery.parse(request.query_params)
     with db.session() as s:
-        apps = svc.list_applications(s, query, operator_pk=actor.operator_pk)
-        rules = {r.id: r for r in svc.list_rules(s, published_only=False)}
-        data = applications_xlsx(apps, rules, svc.line_summary(s, [a.id for a in apps]))
+        apps = list_applications(s, query, operator_pk=actor.operator_pk)
+        rules = {r.id: r for r in list_rules(s, published_only=False)}
+        data = applications_xlsx(apps, rules, line_summary(s, [a.id for a in apps]))
     return Response(content=data, media_type=XLSX_MEDIA_TYPE, headers={
-        "Content-Disposition": f'attachment; filename="subsidy-applications-{svc.china_today()}.xlsx"'})
+        "Content-Disposition": f'attachment; filename="subsidy-applications-{china_today()}.xlsx"'})
 
 
-def _form_context(s: Session, request: Request, actor: svc.Actor, rule: SubsidyRule, form: svc.ApplicationForm,
+def _form_context(s: Session, request: Request, actor: Actor, rule: SubsidyRule, form: ApplicationForm,
                   app: Any = None, errors: list[str] | None = None) -> dict[str, Any]:
-    today = svc.china_today()
-    stations = svc.station_options(s, rule, actor.operator_pk)  # type: ignore[arg-type]
-    facilities = (svc.facility_options(s, rule, actor.operator_pk, form.station_pk,  # type: ignore[arg-type]
+    today = china_today()
+    stations = station_options(s, rule, actor.operator_pk)  # type: ignore[arg-type]
+    facilities = (facility_options(s, rule, actor.operator_pk, form.station_pk,  # type: ignore[arg-type]
                                        application_id=app.id if app else None)
                   if form.station_pk and any(st.id == form.station_pk for st in stations) else [])
     return _ctx(rule=rule, form=form, app=app, stations=stations, facilities=facilities, errors=errors or [],
-                operator_failures=svc.operator_check(s, rule, actor.operator_pk, today=today),  # type: ignore[arg-type]
+                operator_failures=operator_check(s, rule, actor.operator_pk, today=today),  # type: ignore[arg-type]
                 estimate=_estimate(s, request, actor, rule, form, app), lang=_lang(request))
 
 
-def _estimate(s: Session, request: Request, actor: svc.Actor, rule: SubsidyRule, form: svc.ApplicationForm,
-              app: Any = None) -> svc.Estimate | None:
+def _estimate(s: Session, request: Request, actor: Actor, rule: SubsidyRule, form: ApplicationForm,
+              app: Any = None) -> Estimate | None:
     if form.station_pk is None:
         return None
-    stations = svc.station_options(s, rule, actor.operator_pk, station_pk=form.station_pk)  # type: ignore[arg-type]
+    stations = station_options(s, rule, actor.operator_pk, station_pk=form.station_pk)  # type: ignore[arg-type]
     if not stations:
         return None
-    options = {f.id: f for f in svc.facility_options(s, rule, actor.operator_pk, form.station_pk,  # type: ignore[arg-type]
+    options = {f.id: f for f in facility_options(s, rule, actor.operator_pk, form.station_pk,  # type: ignore[arg-type]
                                                        application_id=app.id if app else None)}
     chosen = [options[pk] for pk in form.facility_pks if pk in options]
-    return svc.estimate(s, rule, actor.operator_pk, stations[0], chosen,  # type: ignore[arg-type]
+    return estimate(s, rule, actor.operator_pk, stations[0], chosen,  # type: ignore[arg-type]
                         feed_energy_source(request.app), operator_id=auth.current_user(request).operator_id)
 
 
@@ -265,11 +299,11 @@ def application_new(request: Request, db: Database) -> Template:
     rule_id = _int(request.query_params.get("rule"), "rule")
     if rule_id is None:
         raise BadRequest("请选择补贴规则 / choose a subsidy rule", param="rule")
-    form = svc.ApplicationForm.parse(request.query_params)
+    form = ApplicationForm.parse(request.query_params)
     user = auth.current_user(request)
     form.contact_name = form.contact_name or ""
     with db.session() as s:
-        rule = svc.get_rule(s, rule_id, published_only=True)
+        rule = get_rule(s, rule_id, published_only=True)
         if not form.contact_phone:
             row = s.execute(text("SELECT contact_name, contact_phone FROM operators WHERE id = :pk"),
                             {"pk": user.operator_pk}).first()
@@ -283,13 +317,13 @@ def application_new(request: Request, db: Database) -> Template:
 def application_facilities(request: Request, db: Database) -> Template:
     """The facility checklist of the chosen station (htmx fragment)."""
     actor = _actor(request)
-    form = svc.ApplicationForm.parse(request.query_params)
+    form = ApplicationForm.parse(request.query_params)
     app_id = _int(request.query_params.get("application"), "application")
     with db.session() as s:
-        app = svc.get_application(s, app_id, operator_pk=actor.operator_pk) if app_id else None
-        rule = svc.get_rule(s, app.rule_id if app else (form.rule_id or 0), published_only=True)
+        app = get_application(s, app_id, operator_pk=actor.operator_pk) if app_id else None
+        rule = get_rule(s, app.rule_id if app else (form.rule_id or 0), published_only=True)
         if app is not None:
-            form.facility_pks = form.facility_pks or [x.facility_archive_pk for x in svc.application_lines(s, app.id)]
+            form.facility_pks = form.facility_pks or [x.facility_archive_pk for x in application_lines(s, app.id)]
         ctx = _form_context(s, request, actor, rule, form, app)
     return Template("subsidy/_facilities.html", context=ctx)
 
@@ -299,11 +333,11 @@ def application_facilities(request: Request, db: Database) -> Template:
 def application_estimate(request: Request, db: Database, data: Form) -> Template:
     """The expected amount of the form as it stands (htmx fragment)."""
     actor = _actor(request)
-    form = svc.ApplicationForm.parse(data)
+    form = ApplicationForm.parse(data)
     app_id = _int(data.get("application"), "application")
     with db.session() as s:
-        app = svc.get_application(s, app_id, operator_pk=actor.operator_pk) if app_id else None
-        rule = svc.get_rule(s, app.rule_id if app else (form.rule_id or 0), published_only=True)
+        app = get_application(s, app_id, operator_pk=actor.operator_pk) if app_id else None
+        rule = get_rule(s, app.rule_id if app else (form.rule_id or 0), published_only=True)
         est = _estimate(s, request, actor, rule, form, app)
     return Template("subsidy/_estimate.html", context=_ctx(rule=rule, estimate=est, lang=_lang(request)))
 
@@ -311,12 +345,12 @@ def application_estimate(request: Request, db: Database, data: Form) -> Template
 def _save(request: Request, db: Database, data: dict[str, Any], app_id: int | None) -> Template | Redirect:
     actor = _actor(request)
     user = auth.current_user(request)
-    form = svc.ApplicationForm.parse(data)
+    form = ApplicationForm.parse(data)
     submit = data.get("action") == "submit"
     try:
         with db.session() as s:
-            app = svc.get_application(s, app_id, operator_pk=actor.operator_pk, lock=True) if app_id else None
-            saved = svc.save_application(s, actor, form, submit=submit, energy_source=feed_energy_source(request.app),
+            app = get_application(s, app_id, operator_pk=actor.operator_pk, lock=True) if app_id else None
+            saved = save_application(s, actor, form, submit=submit, energy_source=feed_energy_source(request.app),
                                          operator_id=user.operator_id, application=app)
             rule_id = saved.rule_id
     except NotFound:
@@ -324,8 +358,8 @@ def _save(request: Request, db: Database, data: dict[str, Any], app_id: int | No
     except AppError as exc:
         problems = exc.details if isinstance(exc.details, list) and exc.details else [exc.message]
         with db.session() as s:
-            app = svc.get_application(s, app_id, operator_pk=actor.operator_pk) if app_id else None
-            rule = svc.get_rule(s, app.rule_id if app else (form.rule_id or 0), published_only=True)
+            app = get_application(s, app_id, operator_pk=actor.operator_pk) if app_id else None
+            rule = get_rule(s, app.rule_id if app else (form.rule_id or 0), published_only=True)
             ctx = _form_context(s, request, actor, rule, form, app, errors=[str(p) for p in problems])
         return Template("subsidy/application_form.html", status_code=exc.status_code,
                         context={**ctx, "flash": exc.message if len(problems) == 1 else
@@ -342,9 +376,9 @@ def application_create(request: Request, db: Database, data: Form) -> Template |
 def application_detail(request: Request, db: Database, app_id: int) -> Template:
     actor = _actor(request)
     with db.session() as s:
-        app = svc.get_application(s, app_id, operator_pk=actor.operator_pk)
-        rule = svc.get_rule(s, app.rule_id)
-        lines = svc.application_lines(s, app.id)
+        app = get_application(s, app_id, operator_pk=actor.operator_pk)
+        rule = get_rule(s, app.rule_id)
+        lines = application_lines(s, app.id)
         events = events_for(s, WF, [app.id])
     return Template("subsidy/application_detail.html", context=_ctx(
         app=app, rule=rule, lines=lines, events=events, actions=WF.allowed(app.state, "operator"),
@@ -356,12 +390,12 @@ def application_detail(request: Request, db: Database, app_id: int) -> Template:
 def application_edit(request: Request, db: Database, app_id: int) -> Template:
     actor = _actor(request)
     with db.session() as s:
-        app = svc.get_application(s, app_id, operator_pk=actor.operator_pk)
+        app = get_application(s, app_id, operator_pk=actor.operator_pk)
         if app.state not in EDITABLE:
             raise Conflict(f"申请 #{app.id} 为{WF.label(app.state)}，不能修改 / application #{app.id} is "
                            f"{WF.label(app.state, 'en')} and cannot be changed")
-        rule = svc.get_rule(s, app.rule_id)
-        form = svc.ApplicationForm.of(app, [x.facility_archive_pk for x in svc.application_lines(s, app.id)])
+        rule = get_rule(s, app.rule_id)
+        form = ApplicationForm.of(app, [x.facility_archive_pk for x in application_lines(s, app.id)])
         ctx = _form_context(s, request, actor, rule, form, app)
     return Template("subsidy/application_form.html", context=ctx)
 
@@ -377,7 +411,7 @@ def application_update(request: Request, db: Database, app_id: int, data: Form) 
 def application_submit(request: Request, db: Database, app_id: int) -> Redirect:
     actor = _actor(request)
     with db.session() as s:
-        app = svc.submit_application(s, actor, app_id)
+        app = submit_application(s, actor, app_id)
         rule_id = app.rule_id
     return _see(f"/backoffice/subsidy/applications?rule={rule_id}&done=submitted")
 
@@ -387,8 +421,8 @@ def application_submit(request: Request, db: Database, app_id: int) -> Redirect:
 def application_delete(request: Request, db: Database, app_id: int) -> Redirect:
     actor = _actor(request)
     with db.session() as s:
-        rule_id = svc.get_application(s, app_id, operator_pk=actor.operator_pk).rule_id
-        svc.delete_application(s, actor, app_id)
+        rule_id = get_application(s, app_id, operator_pk=actor.operator_pk).rule_id
+        delete_application(s, actor, app_id)
     return _see(f"/backoffice/subsidy/applications?rule={rule_id}&done=deleted")
 
 
@@ -400,13 +434,13 @@ def applications_batch(request: Request, db: Database, data: Form) -> Template |
     if action not in ("submit", "delete"):
         raise BadRequest("未知的批量操作 / unknown batch action", param="action")
     ids = _ids(data)
-    query = svc.ApplicationQuery.parse(data)
+    query = ApplicationQuery.parse(data)
     try:
         with db.session() as s:
             if action == "submit":
-                svc.batch_submit(s, actor, ids)
+                batch_submit(s, actor, ids)
             else:
-                svc.batch_delete(s, actor, ids)
+                batch_delete(s, actor, ids)
     except NotFound:
         raise
     except AppError as exc:
@@ -419,8 +453,8 @@ def applications_batch(request: Request, db: Database, data: Form) -> Template |
 
 
 # === B12: accounting results =====================================================================
-def _accounted(s: Session, actor: svc.Actor, rule_id: int | None) -> list[Any]:
-    apps = svc.list_applications(s, svc.ApplicationQuery(rule_id), operator_pk=actor.operator_pk)
+def _accounted(s: Session, actor: Actor, rule_id: int | None) -> list[Any]:
+    apps = list_applications(s, ApplicationQuery(rule_id), operator_pk=actor.operator_pk)
     return [a for a in apps if a.state in ("accounted", "paid")]
 
 
@@ -430,7 +464,7 @@ def accounting_page(request: Request, db: Database) -> Template:
     rule_id = _int(request.query_params.get("rule"), "rule")
     with db.session() as s:
         apps = _accounted(s, actor, rule_id)
-        rules = svc.list_rules(s, published_only=True)
+        rules = list_rules(s, published_only=True)
     total_gross = sum((a.expected_amount for a in apps), Decimal(0))
     total = sum((a.accounted_amount or Decimal(0) for a in apps), Decimal(0))
     return Template("subsidy/accounting.html", context=_ctx(
@@ -444,40 +478,40 @@ def accounting_export(request: Request, db: Database) -> Response:
     rule_id = _int(request.query_params.get("rule"), "rule")
     with db.session() as s:
         apps = _accounted(s, actor, rule_id)
-        data = accounting_xlsx(apps, {r.id: r for r in svc.list_rules(s, published_only=False)})
+        data = accounting_xlsx(apps, {r.id: r for r in list_rules(s, published_only=False)})
     return Response(content=data, media_type=XLSX_MEDIA_TYPE, headers={
-        "Content-Disposition": f'attachment; filename="subsidy-accounting-{svc.china_today()}.xlsx"'})
+        "Content-Disposition": f'attachment; filename="subsidy-accounting-{china_today()}.xlsx"'})
 
 
 # === regulators ===================================================================================
 @get("/admin/subsidy/", guards=REGULATOR, sync_to_thread=True, include_in_schema=False)
 def admin_rules(request: Request, db: Database) -> Template:
-    today = svc.china_today()
+    today = china_today()
     with db.session() as s:
-        rows = [{"rule": r, "phase": _rule_state(r, today), "totals": svc.rule_totals(s, r),
-                 "editable": svc.rule_editable(r, today)} for r in svc.list_rules(s, published_only=False)]
-        to_review = len(svc.list_applications(s, svc.ApplicationQuery(state="submitted"), operator_pk=None))
+        rows = [{"rule": r, "phase": _rule_state(r, today), "totals": rule_totals(s, r),
+                 "editable": rule_editable(r, today)} for r in list_rules(s, published_only=False)]
+        to_review = len(list_applications(s, ApplicationQuery(state="submitted"), operator_pk=None))
     return Template("subsidy/admin_rules.html", context=_ctx(rows=rows, to_review=to_review, lang=_lang(request),
                                                              flash=request.query_params.get("done") and "已完成 / done"))
 
 
-def _rule_form_page(form: svc.RuleForm, rule: SubsidyRule | None, status: int = 200, flash: str | None = None) -> Template:
+def _rule_form_page(form: RuleForm, rule: SubsidyRule | None, status: int = 200, flash: str | None = None) -> Template:
     return Template("subsidy/admin_rule_form.html", status_code=status, context=_ctx(
-        form=form, rule=rule, labels=svc.RULE_LABELS, flash=flash, flash_error=bool(flash)))
+        form=form, rule=rule, labels=RULE_LABELS, flash=flash, flash_error=bool(flash)))
 
 
 @get("/admin/subsidy/rules/new", guards=REGULATOR, sync_to_thread=True, include_in_schema=False)
 def admin_rule_new(request: Request) -> Template:
-    return _rule_form_page(svc.RuleForm(raw={"basis": "per_kw", "required_interconnection": "none",
+    return _rule_form_page(RuleForm(raw={"basis": "per_kw", "required_interconnection": "none",
                                              "min_operator_power_kw": "0"}), None)
 
 
 @post("/admin/subsidy/rules", guards=REGULATOR, sync_to_thread=True, include_in_schema=False)
 def admin_rule_create(request: Request, db: Database, data: Form) -> Template | Redirect:
-    form = svc.RuleForm.parse(data)
+    form = RuleForm.parse(data)
     try:
         with db.session() as s:
-            rule = svc.create_rule(s, form, _actor(request))
+            rule = create_rule(s, form, _actor(request))
             rule_id = rule.id
     except AppError as exc:
         return _rule_form_page(form, None, exc.status_code, exc.message)
@@ -486,12 +520,12 @@ def admin_rule_create(request: Request, db: Database, data: Form) -> Template | 
 
 @get("/admin/subsidy/rules/{rule_id:int}", guards=REGULATOR, sync_to_thread=True, include_in_schema=False)
 def admin_rule(request: Request, db: Database, rule_id: int) -> Template:
-    today = svc.china_today()
-    query = svc.ApplicationQuery(rule_id, svc.ApplicationQuery.parse(request.query_params).state)
+    today = china_today()
+    query = ApplicationQuery(rule_id, ApplicationQuery.parse(request.query_params).state)
     with db.session() as s:
-        rule = svc.get_rule(s, rule_id)
-        totals = svc.rule_totals(s, rule)
-        apps = svc.list_applications(s, query, operator_pk=None)
+        rule = get_rule(s, rule_id)
+        totals = rule_totals(s, rule)
+        apps = list_applications(s, query, operator_pk=None)
         operators = dict(s.execute(text(
             "SELECT id, name FROM operators WHERE id = ANY(:ids)"), {"ids": list({a.operator_pk for a in apps})}).all())
     done = request.query_params.get("done")
@@ -499,30 +533,30 @@ def admin_rule(request: Request, db: Database, rule_id: int) -> Template:
              "accounted": "已完成财务核算 / the accounting is done", "paid": "已标记支付 / marked paid"}.get(done or "")
     return Template("subsidy/admin_rule.html", context=_ctx(
         rule=rule, totals=totals, apps=apps, operators=operators, phase=_rule_state(rule, today), query=query,
-        editable=svc.rule_editable(rule, today), flash=flash, lang=_lang(request)))
+        editable=rule_editable(rule, today), flash=flash, lang=_lang(request)))
 
 
 @get("/admin/subsidy/rules/{rule_id:int}/edit", guards=REGULATOR, sync_to_thread=True, include_in_schema=False)
 def admin_rule_edit(request: Request, db: Database, rule_id: int) -> Template:
     with db.session() as s:
-        rule = svc.get_rule(s, rule_id)
-        if not svc.rule_editable(rule):
+        rule = get_rule(s, rule_id)
+        if not rule_editable(rule):
             raise Conflict("补贴规则已发布且申请时间已开始，不能再修改 / the rule is published and its application "
                            "period has opened: it can no longer be edited")
-    return _rule_form_page(svc.RuleForm.from_rule(rule), rule)
+    return _rule_form_page(RuleForm.from_rule(rule), rule)
 
 
 @post("/admin/subsidy/rules/{rule_id:int}/edit", guards=REGULATOR, sync_to_thread=True, include_in_schema=False)
 def admin_rule_update(request: Request, db: Database, rule_id: int, data: Form) -> Template | Redirect:
-    form = svc.RuleForm.parse(data)
+    form = RuleForm.parse(data)
     try:
         with db.session() as s:
-            svc.update_rule(s, svc.get_rule(s, rule_id, lock=True), form)
+            update_rule(s, get_rule(s, rule_id, lock=True), form)
     except NotFound:
         raise
     except AppError as exc:
         with db.session() as s:
-            rule = svc.get_rule(s, rule_id)
+            rule = get_rule(s, rule_id)
         return _rule_form_page(form, rule, exc.status_code, exc.message)
     return _see(f"/admin/subsidy/rules/{rule_id}?done=saved")
 
@@ -530,14 +564,14 @@ def admin_rule_update(request: Request, db: Database, rule_id: int, data: Form) 
 @post("/admin/subsidy/rules/{rule_id:int}/publish", guards=REGULATOR, sync_to_thread=True, include_in_schema=False)
 def admin_rule_publish(request: Request, db: Database, rule_id: int) -> Redirect:
     with db.session() as s:
-        svc.publish_rule(s, svc.get_rule(s, rule_id, lock=True))
+        publish_rule(s, get_rule(s, rule_id, lock=True))
     return _see(f"/admin/subsidy/rules/{rule_id}?done=published")
 
 
 @post("/admin/subsidy/rules/{rule_id:int}/accounting", guards=REGULATOR, sync_to_thread=True, include_in_schema=False)
 def admin_rule_accounting(request: Request, db: Database, rule_id: int) -> Redirect:
     with db.session() as s:
-        svc.account_rule(s, _actor(request), rule_id)
+        account_rule(s, _actor(request), rule_id)
     return _see(f"/admin/subsidy/rules/{rule_id}?done=accounted")
 
 
@@ -545,10 +579,10 @@ def admin_rule_accounting(request: Request, db: Database, rule_id: int) -> Redir
 def admin_applications(request: Request, db: Database) -> Template:
     params = dict(request.query_params)
     params.setdefault("state", "submitted")
-    query = svc.ApplicationQuery.parse(params)
+    query = ApplicationQuery.parse(params)
     with db.session() as s:
-        apps = svc.list_applications(s, query, operator_pk=None)
-        rules = {r.id: r for r in svc.list_rules(s, published_only=False)}
+        apps = list_applications(s, query, operator_pk=None)
+        rules = {r.id: r for r in list_rules(s, published_only=False)}
         operators = dict(s.execute(text(
             "SELECT id, name FROM operators WHERE id = ANY(:ids)"), {"ids": list({a.operator_pk for a in apps})}).all())
     return Template("subsidy/admin_applications.html", context=_ctx(apps=apps, rules=rules, operators=operators,
@@ -559,14 +593,14 @@ def admin_applications(request: Request, db: Database) -> Template:
 def admin_application(request: Request, db: Database, app_id: int) -> Template:
     user = auth.current_user(request)
     with db.session() as s:
-        app = svc.get_application(s, app_id)
-        rule = svc.get_rule(s, app.rule_id)
-        lines = svc.application_lines(s, app.id)
+        app = get_application(s, app_id)
+        rule = get_rule(s, app.rule_id)
+        lines = application_lines(s, app.id)
         events = events_for(s, WF, [app.id])
         operator = s.execute(text("SELECT name, operator_id FROM operators WHERE id = :pk"),
                              {"pk": app.operator_pk}).first()
         # what the reviewer should know: does each claimed facility still meet the rule today?
-        checks = {o.id: o.failures for o in svc.facility_options(s, rule, app.operator_pk, app.station_archive_pk,
+        checks = {o.id: o.failures for o in facility_options(s, rule, app.operator_pk, app.station_archive_pk,
                                                                   application_id=app.id)}
     return Template("subsidy/application_detail.html", context=_ctx(
         app=app, rule=rule, lines=lines, events=events, actions=WF.allowed(app.state, role_of(user.role)),
@@ -580,9 +614,9 @@ def admin_application_action(request: Request, db: Database, app_id: int, action
     actor = _actor(request)
     with db.session() as s:
         if action in ("approve", "return"):
-            svc.review(s, actor, app_id, action, data.get("reason"))
+            review(s, actor, app_id, action, data.get("reason"))
         elif action == "pay":
-            svc.mark_paid(s, actor, app_id)
+            mark_paid(s, actor, app_id)
         else:
             raise NotFound(f"no such action: {action}")
     return _see(f"/admin/subsidy/applications/{app_id}?done={action}")

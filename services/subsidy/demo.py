@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.models.subsidy import SubsidyRule
-from services.subsidy.service import china_today
+from services.subsidy.shared import china_today
 
 __all__ = ["CLOSED_RULE_NAME", "OPEN_RULE_NAME", "ensure_demo_subsidy"]
 

@@ -18,6 +18,7 @@ from openpyxl.utils import get_column_letter
 
 from services.models.subsidy import SubsidyApplication, SubsidyRule
 from services.subsidy.amounts import ZERO
+from services.subsidy.shared import CHINA_TZ
 from services.subsidy.states import APPLICATION_WORKFLOW as WF
 
 __all__ = ["CURRENCY_FORMAT", "XLSX_MEDIA_TYPE", "accounting_xlsx", "applications_xlsx"]
@@ -31,8 +32,6 @@ LIMITS = {"station": "单站上限", "operator": "单运营商上限", "budget":
 def _local(ts: datetime | None) -> datetime | None:
     if ts is None:
         return None
-    from services.subsidy.service import CHINA_TZ
-
     return ts.astimezone(CHINA_TZ).replace(tzinfo=None)  # Excel has no time zones
 
 

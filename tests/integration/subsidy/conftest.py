@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from services.models.subsidy import SubsidyRule
 from services.subsidy.energy import StationEnergy
-from services.subsidy.service import CHINA_TZ, Actor, china_today
+from services.subsidy.shared import CHINA_TZ, Actor, china_today
 from tests.accounts_helpers import create_operator_user, create_regulator
 
 TODAY = china_today()

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
 from services.models.subsidy import SubsidyApplication
-from services.subsidy import service as svc
+from services.subsidy.accounting import account_rule
 from tests.integration.subsidy.conftest import Factory
 
 D = Decimal
@@ -51,7 +51,7 @@ def test_property_accounting_never_breaks_a_cap(engine: Engine) -> None:
                                    "WHERE rule_id = :r AND state = 'submitted'"), {"r": rule_id})
                 if s.scalar(text("SELECT count(*) FROM subsidy_applications WHERE rule_id = :r AND state = 'approved'"),
                             {"r": rule_id}):
-                    svc.account_rule(s, reg, rule_id)
+                    account_rule(s, reg, rule_id)
         with engine.connect() as conn:
             rows = conn.execute(text("SELECT station_archive_pk, operator_pk, expected_amount, accounted_amount, state "
                                      "FROM subsidy_applications WHERE rule_id = :r"), {"r": rule_id}).all()

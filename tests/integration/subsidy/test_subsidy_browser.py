@@ -59,7 +59,7 @@ def test_apply_in_the_browser(server, browser, engine, artifacts) -> None:  # no
 def test_regulator_reviews_and_accounts_in_the_browser(server, browser, engine, artifacts) -> None:  # noqa: ANN001
     from sqlalchemy.orm import sessionmaker
 
-    from services.subsidy import service as svc
+    from services.subsidy.applications import ApplicationForm, save_application
 
     factory = Factory(engine)
     op = factory.operator()
@@ -68,7 +68,7 @@ def test_regulator_reviews_and_accounts_in_the_browser(server, browser, engine, 
     with sessionmaker(engine).begin() as s:
         for power in ("30", "40"):
             f = factory.facility(op, st, power=power)
-            svc.save_application(s, op.actor, svc.ApplicationForm.parse({
+            save_application(s, op.actor, ApplicationForm.parse({
                 "rule": str(rule), "station": str(st), "facilities": [str(f)], "contact_name": "王五",
                 "contact_phone": "13800138000"}), submit=True, energy_source=None, operator_id=op.operator_id)
     reg = factory.regulator_user()

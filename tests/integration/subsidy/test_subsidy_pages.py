@@ -304,7 +304,7 @@ def test_demo_rules_are_idempotent(engine: Engine) -> None:
 
     from services.models.subsidy import SubsidyRule
     from services.subsidy.demo import ensure_demo_subsidy
-    from services.subsidy.service import china_today
+    from services.subsidy.shared import china_today
 
     with sessionmaker(engine).begin() as s:
         first = ensure_demo_subsidy(s)

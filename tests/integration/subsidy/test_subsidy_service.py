@@ -14,23 +14,37 @@ from sqlalchemy.orm import Session
 
 from services.errors import BadRequest, Conflict, NotFound
 from services.models.subsidy import SubsidyApplication, SubsidyRule
-from services.subsidy import service as svc
+from services.subsidy.accounting import account_rule, mark_paid
+from services.subsidy.applications import (
+    ApplicationForm,
+    application_lines,
+    batch_delete,
+    batch_submit,
+    delete_application,
+    get_application,
+    review,
+    save_application,
+    submit_application,
+)
 from services.subsidy.export import CURRENCY_FORMAT, accounting_xlsx, applications_xlsx
+from services.subsidy.listing import ApplicationQuery, line_summary, list_applications, rule_totals, rule_tree
+from services.subsidy.options import facility_options, operator_check, operator_power_kw, station_options
+from services.subsidy.rules import RuleForm, update_rule
 from services.workflow import events_for
 from tests.integration.subsidy.conftest import TODAY, FakeEnergy, Factory
 
 D = Decimal
 
 
-def form(rule: int, station: int, facilities: list[int], **kw: str) -> svc.ApplicationForm:
+def form(rule: int, station: int, facilities: list[int], **kw: str) -> ApplicationForm:
     data = {"rule": str(rule), "station": str(station), "facilities": [str(f) for f in facilities],
             "contact_name": "王五", "contact_phone": "13800138000", **kw}
-    return svc.ApplicationForm.parse(data)
+    return ApplicationForm.parse(data)
 
 
 def save(s: Session, op, rule_id: int, station: int, facilities: list[int], *, submit: bool = False,
          energy=None) -> SubsidyApplication:  # noqa: ANN001
-    app = svc.save_application(s, op.actor, form(rule_id, station, facilities), submit=submit, energy_source=energy,
+    app = save_application(s, op.actor, form(rule_id, station, facilities), submit=submit, energy_source=energy,
                                operator_id=op.operator_id)
     s.flush()
     return app
@@ -43,11 +57,11 @@ def test_operator_power_counts_only_interconnected_facilities(factory: Factory, 
     factory.facility(op, st, power="120")
     factory.facility(op, st, power="7", equipment_type=2)
     factory.facility(op, st, power="500", state="approved")
-    assert svc.operator_power_kw(session, op.pk) == D("127.0")
+    assert operator_power_kw(session, op.pk) == D("127.0")
     rule = session.get(SubsidyRule, factory.rule(min_operator_power_kw=D("127.1")))
-    assert [f.code for f in svc.operator_check(session, rule, op.pk)] == ["operator_power"]
+    assert [f.code for f in operator_check(session, rule, op.pk)] == ["operator_power"]
     rule.min_operator_power_kw = D("127.0")
-    assert svc.operator_check(session, rule, op.pk) == []
+    assert operator_check(session, rule, op.pk) == []
 
 
 def test_station_conditions_read_the_archive_status_and_the_feed(factory: Factory, session: Session) -> None:
@@ -57,7 +71,7 @@ def test_station_conditions_read_the_archive_status_and_the_feed(factory: Factor
     not_ic = factory.station(op, status=50, feed_interconnected=False)
     no_feed = factory.station(op, status=50)
     rule = session.get(SubsidyRule, factory.rule(required_station_status=50, required_interconnection="interconnected"))
-    got = {o.id: [f.code for f in o.failures] for o in svc.station_options(session, rule, op.pk)}
+    got = {o.id: [f.code for f in o.failures] for o in station_options(session, rule, op.pk)}
     assert got == {ok: [], building: ["station_status"], not_ic: ["station_interconnection"],
                    no_feed: ["station_interconnection"]}
 
@@ -72,11 +86,11 @@ def test_facility_conditions(factory: Factory, session: Session) -> None:
     rule = session.get(SubsidyRule, rule_id)
     claimed = factory.facility(op, st)
     app = save(session, op, rule_id, st, [claimed])
-    got = {o.id: [f.code for f in o.failures] for o in svc.facility_options(session, rule, op.pk, st)}
+    got = {o.id: [f.code for f in o.failures] for o in facility_options(session, rule, op.pk, st)}
     assert got == {good: [], pending: ["facility_interconnected", "facility_period"], early: ["facility_period"],
                    claimed: ["facility_claimed"]}
     # the application that claims it may keep it
-    again = {o.id: o.failures for o in svc.facility_options(session, rule, op.pk, st, application_id=app.id)}
+    again = {o.id: o.failures for o in facility_options(session, rule, op.pk, st, application_id=app.id)}
     assert again[claimed] == []
 
 
@@ -121,11 +135,11 @@ def test_another_operators_station_or_application_is_not_found(factory: Factory,
         save(session, a, rule_id, st_b, [f_b])
     app = save(session, b, rule_id, st_b, [f_b])
     with pytest.raises(NotFound):
-        svc.get_application(session, app.id, operator_pk=a.pk)
+        get_application(session, app.id, operator_pk=a.pk)
     with pytest.raises(NotFound):
-        svc.submit_application(session, a.actor, app.id)
+        submit_application(session, a.actor, app.id)
     with pytest.raises(NotFound):
-        svc.batch_delete(session, a.actor, [app.id])
+        batch_delete(session, a.actor, [app.id])
 
 
 # --- amounts ---------------------------------------------------------------------------------
@@ -137,7 +151,7 @@ def test_expected_amount_per_kw_by_facility_type(factory: Factory, session: Sess
     app = save(session, op, factory.rule(rate_acdc=D("150.0055")), st, fs)
     # 120*200 + 7*100 + 60.5*150.0055 = 24000 + 700 + 9075.33275 -> 33775.33
     assert app.expected_amount == D("33775.33")
-    lines = svc.application_lines(session, app.id)
+    lines = application_lines(session, app.id)
     assert sum(x.amount for x in lines) == D("33775.33275")
 
 
@@ -175,13 +189,13 @@ def test_submit_review_and_events(factory: Factory, session: Session) -> None:
     app = save(session, op, factory.rule(), st, [factory.facility(op, st)], submit=True)
     assert app.state == "submitted" and app.first_submitted_at is not None
     with pytest.raises(BadRequest):
-        svc.review(session, reg, app.id, "return", reason=" ")
-    svc.review(session, reg, app.id, "return", reason="缺少材料")
+        review(session, reg, app.id, "return", reason=" ")
+    review(session, reg, app.id, "return", reason="缺少材料")
     assert app.state == "returned" and app.return_reason == "缺少材料"
-    svc.submit_application(session, op.actor, app.id)
-    svc.review(session, reg, app.id, "approve")
+    submit_application(session, op.actor, app.id)
+    review(session, reg, app.id, "approve")
     with pytest.raises(Conflict):
-        svc.delete_application(session, op.actor, app.id)
+        delete_application(session, op.actor, app.id)
     session.flush()
     events = [(e.action, e.from_state, e.to_state) for e in events_for(session, "subsidy_application", [app.id])]
     assert events == [("submit", "pending", "submitted"), ("return", "submitted", "returned"),
@@ -200,10 +214,10 @@ def test_batch_submit_is_all_or_nothing_and_names_the_offenders(factory: Factory
     b = save(session, op, rule_id, st, [factory.facility(op, st)])
     c = save(session, op, rule_id, st, [factory.facility(op, st)], submit=True)
     with pytest.raises(Conflict) as exc:
-        svc.batch_submit(session, op.actor, [a.id, b.id, c.id])
+        batch_submit(session, op.actor, [a.id, b.id, c.id])
     assert f"#{c.id}" in exc.value.message and f"#{a.id}" not in exc.value.message
     assert (a.state, b.state) == ("pending", "pending")
-    svc.batch_submit(session, op.actor, [a.id, b.id])
+    batch_submit(session, op.actor, [a.id, b.id])
     assert (a.state, b.state) == ("submitted", "submitted")
 
 
@@ -214,24 +228,24 @@ def test_batch_delete_refuses_any_in_process(factory: Factory, session: Session)
     rule_id = factory.rule()
     a = save(session, op, rule_id, st, [factory.facility(op, st)])
     r = save(session, op, rule_id, st, [factory.facility(op, st)], submit=True)
-    svc.review(session, reg, r.id, "return", reason="补充材料")
+    review(session, reg, r.id, "return", reason="补充材料")
     busy = save(session, op, rule_id, st, [factory.facility(op, st)], submit=True)
     ids = [a.id, r.id, busy.id]
     with pytest.raises(Conflict) as exc:
-        svc.batch_delete(session, op.actor, ids)
+        batch_delete(session, op.actor, ids)
     assert f"#{busy.id}" in exc.value.message
     assert session.scalar(select(text("count(*)")).select_from(SubsidyApplication).where(SubsidyApplication.id.in_(ids))) == 3
-    assert svc.batch_delete(session, op.actor, [a.id, r.id]) == 2
+    assert batch_delete(session, op.actor, [a.id, r.id]) == 2
     assert {x.id for x in session.scalars(select(SubsidyApplication).where(SubsidyApplication.id.in_(ids)))} == {busy.id}
     # a deleted application frees its facilities for a new application under the rule
     assert all(o.claimed_by in (None, busy.id) for o in
-               svc.facility_options(session, session.get(SubsidyRule, rule_id), op.pk, st))
+               facility_options(session, session.get(SubsidyRule, rule_id), op.pk, st))
 
 
 # --- accounting ------------------------------------------------------------------------------
 def _approved(session: Session, factory: Factory, reg, op, rule_id: int, st: int, power: str) -> SubsidyApplication:  # noqa: ANN001
     app = save(session, op, rule_id, st, [factory.facility(op, st, power=power)], submit=True)
-    svc.review(session, reg, app.id, "approve")
+    review(session, reg, app.id, "approve")
     return app
 
 
@@ -244,20 +258,20 @@ def test_accounting_applies_station_operator_and_budget_caps_in_application_orde
     x2 = _approved(session, factory, reg, a, rule_id, a1, "60")  # 12000 -> station headroom 3000
     x3 = _approved(session, factory, reg, a, rule_id, a2, "60")  # 12000 -> operator headroom 10000
     x4 = _approved(session, factory, reg, b, rule_id, b1, "60")  # 12000 -> budget headroom 7000.50
-    run = svc.account_rule(session, reg, rule_id)
+    run = account_rule(session, reg, rule_id)
     got = [(x.accounted_amount, x.limited_by, x.state) for x in (x1, x2, x3, x4)]
     assert got == [(D("12000.00"), None, "accounted"), (D("3000.00"), "station", "accounted"),
                    (D("10000.00"), "operator", "accounted"), (D("7000.50"), "budget", "accounted")]
     assert run.total == D("32000.50") and run.applications == 4
-    totals = svc.rule_totals(session, session.get(SubsidyRule, rule_id))
+    totals = rule_totals(session, session.get(SubsidyRule, rule_id))
     assert totals["accounted"] == D("32000.50") and totals["remaining"] == D("0.00")
     # a later approval under an exhausted budget is accounted at zero, never beyond
     x5 = _approved(session, factory, reg, b, rule_id, b1, "7")
-    svc.account_rule(session, reg, rule_id)
+    account_rule(session, reg, rule_id)
     assert x5.accounted_amount == D("0.00") and x5.limited_by == "budget"
     with pytest.raises(Conflict):
-        svc.account_rule(session, reg, rule_id)
-    svc.mark_paid(session, reg, x1.id)
+        account_rule(session, reg, rule_id)
+    mark_paid(session, reg, x1.id)
     assert x1.state == "paid"
 
 
@@ -268,10 +282,10 @@ def test_exports_hold_numbers_with_currency_format_and_totals(factory: Factory, 
     rule_id = factory.rule(cap_station=D("10000.25"))
     x1 = _approved(session, factory, reg, op, rule_id, st, "60")  # 12000 -> 10000.25
     x2 = save(session, op, rule_id, st, [factory.facility(op, st, power="7.5", equipment_type=2)])  # 750
-    svc.account_rule(session, reg, rule_id)
+    account_rule(session, reg, rule_id)
     rules = {rule_id: session.get(SubsidyRule, rule_id)}
-    apps = svc.list_applications(session, svc.ApplicationQuery(rule_id=rule_id), operator_pk=op.pk)
-    data = applications_xlsx(apps, rules, svc.line_summary(session, [a.id for a in apps]))
+    apps = list_applications(session, ApplicationQuery(rule_id=rule_id), operator_pk=op.pk)
+    data = applications_xlsx(apps, rules, line_summary(session, [a.id for a in apps]))
     ws = load_workbook(BytesIO(data)).active
     rows = list(ws.iter_rows(values_only=True))
     assert rows[0][0] == "申请编号" and len(rows) == 1 + 2 + 1
@@ -303,31 +317,31 @@ def test_rule_tree_counts_and_done_marks(factory: Factory, session: Session) -> 
     save(session, op, r_open, st, [factory.facility(op, st)])
     save(session, op, r_open, st, [factory.facility(op, st)], submit=True)
     _approved(session, factory, reg, op, r_done, st, "10")
-    svc.account_rule(session, reg, r_done)
-    tree = {n["rule"].id: n for n in svc.rule_tree(session, op.pk)}
+    account_rule(session, reg, r_done)
+    tree = {n["rule"].id: n for n in rule_tree(session, op.pk)}
     assert (tree[r_open]["total"], tree[r_open]["action"], tree[r_open]["done"]) == (2, 1, False)
     assert (tree[r_done]["total"], tree[r_done]["action"], tree[r_done]["done"]) == (1, 0, True)
 
 
 def test_rules_are_editable_only_before_the_application_period_when_published(factory: Factory, session: Session) -> None:
     rule = session.get(SubsidyRule, factory.rule())
-    raw = {k: v for k, v in svc.RuleForm.from_rule(rule).raw.items()}
+    raw = {k: v for k, v in RuleForm.from_rule(rule).raw.items()}
     with pytest.raises(Conflict):
-        svc.update_rule(session, rule, svc.RuleForm.parse(raw))
+        update_rule(session, rule, RuleForm.parse(raw))
     future = session.get(SubsidyRule, factory.rule(apply_start=TODAY + timedelta(days=3),
                                                    apply_end=TODAY + timedelta(days=9)))
-    raw = svc.RuleForm.from_rule(future).raw | {"name": "改过的名字"}
-    svc.update_rule(session, future, svc.RuleForm.parse(raw))
+    raw = RuleForm.from_rule(future).raw | {"name": "改过的名字"}
+    update_rule(session, future, RuleForm.parse(raw))
     assert future.name == "改过的名字"
 
 
 def test_rule_form_validation_names_each_field() -> None:
-    f = svc.RuleForm.parse({"name": "", "subsidy_start": "2026-02-01", "subsidy_end": "2026-01-01",
+    f = RuleForm.parse({"name": "", "subsidy_start": "2026-02-01", "subsidy_end": "2026-01-01",
                             "apply_start": "x", "apply_end": "2026-01-01", "basis": "per_kw", "budget": "1.001",
                             "cap_station": "-1", "required_station_status": "7"})
     assert set(f.errors) >= {"name", "subsidy_end", "apply_start", "budget", "cap_station", "rate_dc",
                              "required_station_status"}
-    ok = svc.RuleForm.parse({"name": "n", "subsidy_start": "2026-01-01", "subsidy_end": "2026-12-31",
+    ok = RuleForm.parse({"name": "n", "subsidy_start": "2026-01-01", "subsidy_end": "2026-12-31",
                              "apply_start": "2027-01-01", "apply_end": "2027-02-01", "basis": "per_kwh",
                              "rate_kwh": "0.1235", "budget": "1,000,000.5", "rate_dc": "200"})
     assert ok.errors == {} and ok.values["budget"] == D("1000000.50") and ok.values["rate_dc"] is None
