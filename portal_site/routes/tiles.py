@@ -31,9 +31,21 @@ def tile_service(app) -> TileService:  # noqa: ANN001
 
 def on_startup(app) -> None:  # noqa: ANN001
     tile_service(app)
+    if app.state.settings.app.run_scheduler:
+        # stations' price now moves at period boundaries and bumps the data version, so tiles, searches
+        # and the live map follow (one process at a time: the tick takes an advisory lock)
+        from services.prices.store import price_job
+
+        job = price_job(app.state.db.engine)
+        job.start()
+        app.state.price_job = job
 
 
 def on_shutdown(app) -> None:  # noqa: ANN001
+    job = getattr(app.state, "price_job", None)
+    if job is not None:
+        job.stop()
+        app.state.price_job = None
     svc = getattr(app.state, "tiles", None)
     if svc is not None:
         svc.close()

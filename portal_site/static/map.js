@@ -4,6 +4,9 @@
  * Hook for the search panel: window.zhMap = {map, setFilters(queryString), getFilters()}.
  * Live status: /map/events (Server-Sent Events) announces data versions; the station source is
  * then re-requested with v=<version>, so browsers and CDNs never reuse a stale tile.
+ * Prices: the popup shows the price now, the day's price bar (priceBar) and the estimate of a
+ * typical charge (cfg.estimateKwh) from /api/v1/stations/{id}?kwh=…; the legend's "colour by
+ * price" switch colours stations by the tiles' price_now (window.zhMap.setColorBy('price')).
  */
 (function () {
   'use strict';
@@ -21,7 +24,7 @@
 
   function cleanFilters(qs) {
     var p = new URLSearchParams((qs || '').replace(/^\?/, ''));
-    ['lang', 'v', 'crs'].forEach(function (k) { p.delete(k); });
+    ['lang', 'v', 'crs', 'sort', 'limit', 'cursor'].forEach(function (k) { p.delete(k); });  // not filters
     return p.toString();
   }
 
@@ -86,8 +89,10 @@
   map.addControl(new maplibregl.GeolocateControl({positionOptions: {enableHighAccuracy: true}, trackUserLocation: false}), 'top-right');
   map.addControl(new maplibregl.ScaleControl({maxWidth: 100, unit: 'metric'}), 'bottom-right');
 
+  var colorBy = 'availability';
   var api = {map: map, isIdle: false, version: function () { return version; },
-             setFilters: setFilters, getFilters: function () { return filters; }};
+             setFilters: setFilters, getFilters: function () { return filters; },
+             setColorBy: setColorBy, colorBy: function () { return colorBy; }};
   window.zhMap = api;
   map.on('idle', function () { api.isIdle = true; });
   map.on('dataloading', function () { api.isIdle = false; });
@@ -117,8 +122,7 @@
     var isStation = ['!', isCluster];
     map.addLayer({id: 'stations', type: 'circle', source: 'stations', 'source-layer': 'stations', filter: isStation,
       paint: {
-        'circle-color': ['match', ['get', 'availability'], 'free', COLORS.free, 'busy', COLORS.busy,
-                         'offline', COLORS.offline, COLORS.unknown],
+        'circle-color': stationColor(),
         'circle-radius': ['interpolate', ['linear'], ['zoom'], 10, 5, 13, 9, 16, 12, 19, 15],
         'circle-stroke-width': ['interpolate', ['linear'], ['zoom'], 10, 1.2, 16, 2.5],
         'circle-stroke-color': '#ffffff'
@@ -137,6 +141,31 @@
                'text-offset': [0, 1.15], 'text-max-width': 9, 'text-optional': true},
       paint: {'text-color': '#23403a', 'text-halo-color': '#ffffff', 'text-halo-width': 1.4}});
   }
+
+  /* Station colours: by availability (the default) or by the price now (cheap green to dear red;
+   * grey without a price). */
+  var RAMP = cfg.priceRamp || [0.6, 1.2, 1.8];
+  var PRICE_COLORS = ['#1a9a4b', '#e0b100', '#d9480f'];
+  function stationColor() {
+    if (colorBy === 'price') {
+      return ['case', ['has', 'price_now'],
+              ['interpolate', ['linear'], ['get', 'price_now'], RAMP[0], PRICE_COLORS[0], RAMP[1], PRICE_COLORS[1],
+               RAMP[2], PRICE_COLORS[2]],
+              COLORS.unknown];
+    }
+    return ['match', ['get', 'availability'], 'free', COLORS.free, 'busy', COLORS.busy,
+            'offline', COLORS.offline, COLORS.unknown];
+  }
+  function setColorBy(what) {
+    colorBy = what === 'price' ? 'price' : 'availability';
+    if (map.getLayer('stations')) map.setPaintProperty('stations', 'circle-color', stationColor());
+    var legend = document.getElementById('map-legend');
+    if (legend) legend.classList.toggle('by-price', colorBy === 'price');
+    var box = document.getElementById('color-by-price');
+    if (box) box.checked = colorBy === 'price';
+  }
+  var colorBox = document.getElementById('color-by-price');
+  if (colorBox) colorBox.addEventListener('change', function () { setColorBy(colorBox.checked ? 'price' : 'availability'); });
 
   map.on('load', function () {
     addStationLayers();
@@ -200,11 +229,12 @@
   }
 
   function loadDetails(id) {
-    var qs = cfg.lang === 'en' ? '?lang=en' : '';
-    return fetch('/api/v1/stations/' + encodeURIComponent(id), {headers: {Accept: 'application/json'}})
+    var qs = '?kwh=' + encodeURIComponent(cfg.estimateKwh || 30);
+    return fetch('/api/v1/stations/' + encodeURIComponent(id) + qs, {headers: {Accept: 'application/json'}})
       .then(function (r) {
         if (r.ok) return r.json();
-        return fetch('/map/stations/' + encodeURIComponent(id) + '.json' + qs, {headers: {Accept: 'application/json'}})
+        return fetch('/map/stations/' + encodeURIComponent(id) + '.json' + qs + (cfg.lang === 'en' ? '&lang=en' : ''),
+                     {headers: {Accept: 'application/json'}})
           .then(function (r2) { if (!r2.ok) throw new Error(String(r2.status)); return r2.json(); });
       });
   }
@@ -216,6 +246,78 @@
   }
   function shortLabel(s) { return String(s || '').replace(/（.*?）|\s*\(.*?\)/g, ''); }
   function fmtPower(kw) { return kw == null ? '' : (Math.round(Number(kw) * 10) / 10) + ' kW'; }
+  /* A price per kWh as people read it: 2 to 4 decimals ("1.25", "1.2437"). */
+  function fmtPrice(p) { return Number(p).toFixed(4).replace(/0{1,2}$/, ''); }
+  function minutesOfDay(hhmm) { var a = String(hhmm).split(':'); return (+a[0]) * 60 + (+a[1] || 0); }
+  /* Minutes since midnight in China (the tariff's clock), whatever the browser's time zone. */
+  function chinaMinutesNow() { var d = new Date(Date.now() + 8 * 3600e3); return d.getUTCHours() * 60 + d.getUTCMinutes(); }
+  function fmtDuration(min) {
+    if (min < 60) return min + ' ' + T.minutes;
+    var h = Math.floor(min / 60), m = min % 60;
+    return h + ' ' + T.hours_short + (m ? ' ' + m + ' ' + T.minutes : '');
+  }
+
+  /* The day's prices as a 24-hour bar: one block per period, taller and redder the dearer, cheap
+   * hours low and green; a line marks the current time (China). SVG, so it scales with the popup. */
+  function priceBar(tariff) {
+    var periods = tariff.periods || [];
+    var totals = periods.map(function (p) { return Number(p.total); });
+    var lo = Math.min.apply(null, totals), hi = Math.max.apply(null, totals);
+    var W = 240, BASE = 26;
+    var svg = '<svg class="price-bar" viewBox="0 0 ' + W + ' 38" role="img" aria-label="' + esc(T.today_prices) + '">';
+    periods.forEach(function (p) {
+      var a = minutesOfDay(p.start), b = minutesOfDay(p.end);
+      var t = hi > lo ? (Number(p.total) - lo) / (hi - lo) : 0;
+      var h = hi > lo ? 9 + 15 * t : 14;
+      var x = a / 1440 * W, w = Math.max(0.5, (b - a) / 1440 * W);
+      svg += '<rect class="pb-' + (t < 0.34 ? 'low' : t < 0.67 ? 'mid' : 'high') + '" x="' + x.toFixed(2) + '" y="'
+        + (BASE - h).toFixed(2) + '" width="' + w.toFixed(2) + '" height="' + h.toFixed(2) + '" fill="' + ramp(t)
+        + '"><title>' + esc(p.start + '–' + p.end + ' ¥' + fmtPrice(p.total) + ' ' + T.per_kwh) + '</title></rect>';
+    });
+    svg += '<line x1="0" y1="' + BASE + '" x2="' + W + '" y2="' + BASE + '" stroke="#9aa6ae" stroke-width="0.6"/>';
+    [0, 6, 12, 18, 24].forEach(function (hr) {
+      var x = hr / 24 * W;
+      svg += '<text x="' + Math.min(W - 6, Math.max(0, x - (hr ? 5 : 0))).toFixed(1) + '" y="36" class="pb-tick">'
+        + (hr < 10 ? '0' : '') + hr + '</text>';
+    });
+    var nx = chinaMinutesNow() / 1440 * W;
+    svg += '<g class="pb-now"><line x1="' + nx.toFixed(2) + '" y1="0" x2="' + nx.toFixed(2) + '" y2="' + (BASE + 2)
+      + '" stroke="#1d2a27" stroke-width="1.6"/><path d="M' + (nx - 3.5).toFixed(2) + ' 0 L' + (nx + 3.5).toFixed(2)
+      + ' 0 L' + nx.toFixed(2) + ' 4.5 Z" fill="#1d2a27"/><title>' + esc(T.now_marker) + '</title></g>';
+    return svg + '</svg>';
+  }
+
+  /* 0 (cheapest of the day) .. 1 (dearest): green, amber, red. */
+  function ramp(t) {
+    var stops = [[26, 154, 75], [224, 177, 0], [217, 72, 15]];
+    var i = t <= 0.5 ? 0 : 1, f = t <= 0.5 ? t / 0.5 : (t - 0.5) / 0.5;
+    var c = stops[i].map(function (v, k) { return Math.round(v + (stops[i + 1][k] - v) * f); });
+    return 'rgb(' + c.join(',') + ')';
+  }
+
+  function priceBlock(d) {
+    var tr = d.tariff;
+    if (!tr) return '<div class="price-block none">' + esc(T.no_price) + '</div>';
+    var now = tr.now;
+    var until = String(now.until).slice(11, 16);
+    var h = '<div class="price-block"><div class="price-now"><span class="pn-label">' + esc(T.price_now) + '</span>'
+      + '<b class="pn-value">¥' + esc(fmtPrice(now.total)) + '</b><span class="pn-unit">' + esc(T.per_kwh) + '</span>'
+      + '<span class="pn-until muted">' + esc(T.until) + ' ' + esc(until === '00:00' ? '24:00' : until) + '</span></div>';
+    h += '<div class="pn-split muted">' + esc(T.electricity_fee) + ' ' + esc(fmtPrice(now.electricity)) + ' + '
+      + esc(T.service_fee) + ' ' + esc(fmtPrice(now.service)) + ' · ' + esc(T['source_' + tr.source] || tr.source) + '</div>';
+    h += '<div class="pb-title">' + esc(T.today_prices) + '</div>' + priceBar(tr);
+    var cheap = tr.periods.slice().sort(function (a, b) { return Number(a.total) - Number(b.total); })[0];
+    var cheapAll = tr.periods.filter(function (p) { return p.total === cheap.total; })
+      .map(function (p) { return p.start + '–' + p.end; });
+    h += '<div class="pb-cheap">' + esc(T.cheapest) + ' ¥' + esc(fmtPrice(cheap.total)) + ' · ' + esc(cheapAll.join(', ')) + '</div>';
+    if (tr.varies) h += '<div class="pn-varies muted">' + esc(T.varies) + '</div>';
+    var e = d.estimate;
+    if (e) {
+      h += '<div class="estimate">' + esc(T.estimate.replace('{kwh}', String(e.kwh))) + ' <b>¥' + esc(e.yuan) + '</b>'
+        + ' <span class="muted">· ' + esc(fmtDuration(e.minutes)) + ' · ' + esc(fmtPower(e.power_kw)) + '</span></div>';
+    }
+    return h + '</div>';
+  }
 
   function connectorRows(d) {
     var groups = {};
@@ -224,9 +326,11 @@
       (e.connectors || []).forEach(function (c) {
         var label = cfg.connectorType[String(c.connector_type)] || (cfg.lang === 'en' ? c.connector_type_label_en : c.connector_type_label) || '';
         var key = label + '|' + c.power_kw;
-        if (!groups[key]) { groups[key] = {label: shortLabel(label), power: c.power_kw, total: 0, free: 0}; order.push(key); }
+        if (!groups[key]) { groups[key] = {label: shortLabel(label), power: c.power_kw, total: 0, free: 0, price: null}; order.push(key); }
         groups[key].total += 1;
         if (c.status === 1) groups[key].free += 1;
+        var now = c.tariff && c.tariff.now ? Number(c.tariff.now.total) : null;
+        if (now != null && (groups[key].price == null || now < groups[key].price)) groups[key].price = now;
       });
     });
     order.sort(function (a, b) { return (groups[b].power || 0) - (groups[a].power || 0); });
@@ -241,6 +345,7 @@
     h += '<div class="sub"><span class="badge ' + esc(avail) + '">' + esc(cfg.availability[avail] || avail) + '</span>'
        + '<span class="' + (free > 0 ? 'free-n' : 'busy-n') + '">' + esc(free) + '</span>/' + esc(total) + ' ' + esc(T.free_of)
        + (p.max_power_kw ? ' · ≤' + esc(fmtPower(p.max_power_kw)) : '') + '</div>';
+    if (d) h += priceBlock(d);
     h += '<dl>';
     h += '<dt>' + esc(T.operator) + '</dt><dd>' + esc((d && d.operator_name) || p.operator_name || p.operator) + '</dd>';
     if (loading) return h + '</dl><div class="muted">' + esc(T.loading) + '</div>';
@@ -249,10 +354,14 @@
     h += '<dt>' + esc(T.hours) + '</dt><dd>' + esc(d.hours || T.none) + '</dd>';
     var fees = d.fees || {};
     var feeParts = [];
-    if (fees.electricity_fee) feeParts.push(esc(T.electricity_fee) + '：' + esc(fees.electricity_fee).replace(/;|；/g, '\n'));
-    if (fees.service_fee) feeParts.push(esc(T.service_fee) + '：' + esc(fees.service_fee));
+    if (!d.tariff) {  // the structured tariff above replaces the free-text fees
+      if (fees.electricity_fee) feeParts.push(esc(T.electricity_fee) + '：' + esc(fees.electricity_fee).replace(/;|；/g, '\n'));
+      if (fees.service_fee) feeParts.push(esc(T.service_fee) + '：' + esc(fees.service_fee));
+    }
     if (fees.park_fee) feeParts.push(esc(T.park_fee) + '：' + esc(fees.park_fee));
-    h += '<dt>' + esc(T.fees) + '</dt><dd class="fee">' + (feeParts.length ? feeParts.join('\n') : esc(T.none)) + '</dd>';
+    if (feeParts.length || !d.tariff) {
+      h += '<dt>' + esc(T.fees) + '</dt><dd class="fee">' + (feeParts.length ? feeParts.join('\n') : esc(T.none)) + '</dd>';
+    }
     var pays = (d.payments || []).map(function (c) { return cfg.payment[c] || c; });
     h += '<dt>' + esc(T.payment) + '</dt><dd>' + esc(pays.length ? pays.join('、') : T.none) + '</dd>';
     h += '</dl>';
@@ -261,7 +370,9 @@
       h += '<table class="connectors"><tbody>';
       rows.forEach(function (r) {
         h += '<tr><td>' + esc(r.label) + '</td><td class="num">' + esc(fmtPower(r.power)) + '</td><td class="num">'
-           + '<span class="' + (r.free > 0 ? 'free-n' : 'busy-n') + '">' + r.free + '</span>/' + r.total + ' ' + esc(T.free_of) + '</td></tr>';
+           + '<span class="' + (r.free > 0 ? 'free-n' : 'busy-n') + '">' + r.free + '</span>/' + r.total + ' ' + esc(T.free_of) + '</td>'
+           + (d.tariff && d.tariff.varies ? '<td class="num">' + (r.price == null ? '' : '¥' + esc(fmtPrice(r.price))) + '</td>' : '')
+           + '</tr>';
       });
       h += '</tbody></table>';
     }

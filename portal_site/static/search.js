@@ -7,6 +7,8 @@
  *   "select all" for the current dimension, "reset" for everything and a "search" button;
  * - a result list synced with the map: hover highlights the station, click flies to it and opens
  *   its popup; the map's tiles get the same filters through window.zhMap.setFilters();
+ * - the list can be sorted (name or relevance by default, price now, power, free connectors) and
+ *   limited to a price per kWh now (max_price); each item shows its price now;
  * - the search is kept in the URL (history.replaceState), so it can be shared.
  * Loads its own stylesheet, so the page needs only the <script> line.
  */
@@ -33,8 +35,13 @@
     failed: ['搜索失败，请稍后重试', 'Search failed; please retry'],
     limited: ['请求过于频繁，请稍后再试', 'Too many requests; please wait a moment'],
     free: ['空闲', 'free'], selected: ['已选 {n} 项', '{n} selected'], share: ['复制链接', 'Copy link'],
-    copied: ['链接已复制', 'Link copied']
+    copied: ['链接已复制', 'Link copied'],
+    sortBy: ['排序', 'Sort'], sort_default: ['默认', 'Default'], sort_price: ['价格最低', 'Cheapest now'],
+    sort_max_power: ['功率最高', 'Most powerful'], sort_free: ['空闲最多', 'Most free'],
+    maxPrice: ['当前电价不超过', 'Price now at most'], perKwh: ['元/度', 'yuan/kWh'], kwhUnit: ['度', 'kWh'],
+    noPrice: ['暂无价格', 'no price']
   };
+  var SORTS = ['', 'price', 'max_power', 'free'];
   function t(key, n) {
     var s = TEXT[key][EN ? 1 : 0];
     return n == null ? s : s.replace('{n}', String(n));
@@ -47,7 +54,7 @@
 
   /* --- state -------------------------------------------------------------------------------- */
   var state = {q: '', sel: {}, dim: 'operator', facets: null, items: [], total: 0, next: null, open: false,
-               extra: new URLSearchParams()};
+               extra: new URLSearchParams(), sort: ''};
   DIMS.forEach(function (d) { state.sel[d] = []; });
 
   function readUrl() {
@@ -58,8 +65,9 @@
       p.getAll(d).forEach(function (v) { v.split(',').forEach(function (x) { if (x && vals.indexOf(x) < 0) vals.push(x); }); });
       state.sel[d] = vals;
     });
-    ['available', 'min_power', 'exclude_operator'].forEach(function (k) { if (p.get(k)) state.extra.set(k, p.get(k)); });
-    state.open = DIMS.some(function (d) { return state.sel[d].length; });
+    ['available', 'min_power', 'max_price', 'exclude_operator'].forEach(function (k) { if (p.get(k)) state.extra.set(k, p.get(k)); });
+    state.sort = SORTS.indexOf(p.get('sort') || '') > 0 ? p.get('sort') : '';
+    state.open = DIMS.some(function (d) { return state.sel[d].length; }) || !!state.extra.get('max_price');
   }
 
   function filterQuery() {
@@ -85,10 +93,15 @@
     '</form>' +
     '<div class="sp-tools"><button type="button" class="link-button" id="sp-toggle" aria-expanded="false">' +
     esc(t('advanced')) + ' <span id="sp-selcount"></span></button>' +
+    '<label class="sp-sort">' + esc(t('sortBy')) + ' <select id="sp-sort">' + SORTS.map(function (k) {
+      return '<option value="' + k + '">' + esc(t('sort_' + (k || 'default'))) + '</option>';
+    }).join('') + '</select></label>' +
     '<button type="button" class="link-button" id="sp-share">' + esc(t('share')) + '</button></div>' +
     '<div class="sp-adv" id="sp-adv" hidden>' +
     '  <div class="sp-tabs" role="tablist" id="sp-tabs"></div>' +
     '  <div class="sp-chips" id="sp-chips" role="group"></div>' +
+    '  <label class="sp-price">' + esc(t('maxPrice')) + ' <input type="number" id="sp-max-price" min="0" max="100" ' +
+    'step="0.05" inputmode="decimal"> ' + esc(t('perKwh')) + '</label>' +
     '  <div class="sp-actions">' +
     '    <button type="button" class="btn secondary" id="sp-all">' + esc(t('selectAll')) + '</button>' +
     '    <button type="button" class="btn secondary" id="sp-reset">' + esc(t('reset')) + '</button>' +
@@ -142,13 +155,16 @@
       var pw = it.max_power_kw == null ? '' : Math.round(it.max_power_kw) + ' kW';
       var dist = it.distance_m == null ? '' : (it.distance_m >= 1000 ? (it.distance_m / 1000).toFixed(1) + ' km'
         : Math.round(it.distance_m) + ' m');
+      var price = it.price_now == null ? '<span class="sp-noprice">' + esc(t('noPrice')) + '</span>'
+        : '<span class="sp-price-now">¥' + esc(Number(it.price_now).toFixed(4).replace(/0{1,2}$/, '')) + '</span>' +
+          '<span class="sp-unit">/' + esc(t('kwhUnit')) + '</span>';
       return '<li class="sp-item" tabindex="0" data-id="' + it.id + '">' +
         '<div class="sp-name"><i class="sw ' + esc(it.availability) + '"></i>' + esc(it.name) + '</div>' +
         '<div class="sp-sub">' + esc(it.operator_name || it.operator_id) + (it.district_name ? ' · ' +
         esc(EN ? (it.district_name_en || it.district_name) : it.district_name) : '') + '</div>' +
         '<div class="sp-sub">' + esc(it.address || '') + '</div>' +
         '<div class="sp-meta"><span class="free-n">' + it.connectors_free + '/' + it.connectors_total + ' ' +
-        esc(t('free')) + '</span>' + (pw ? ' · ' + pw : '') + (dist ? ' · ' + dist : '') + '</div></li>';
+        esc(t('free')) + '</span>' + (pw ? ' · ' + pw : '') + (dist ? ' · ' + dist : '') + ' · ' + price + '</div></li>';
     }).join('');
     if (append) ol.insertAdjacentHTML('beforeend', html); else ol.innerHTML = html;
     state.rendered = state.items.length;
@@ -163,6 +179,8 @@
 
   function renderAll() {
     $('sp-q').value = state.q;
+    $('sp-sort').value = state.sort;
+    $('sp-max-price').value = state.extra.get('max_price') || '';
     $('sp-adv').hidden = !state.open;
     $('sp-toggle').setAttribute('aria-expanded', String(state.open));
     renderTabs();
@@ -212,10 +230,12 @@
     var keep = new URLSearchParams();
     if (url.searchParams.get('lang')) keep.set('lang', url.searchParams.get('lang'));
     p.forEach(function (v, k) { keep.set(k, v); });
+    if (state.sort) keep.set('sort', state.sort);
     history.replaceState(null, '', url.pathname + (keep.toString() ? '?' + keep.toString() : '') + url.hash);
     p.set('limit', String(PAGE));
     p.set('crs', CRS);
-    if (!state.q.trim()) p.set('sort', 'name');
+    if (state.sort) p.set('sort', state.sort);
+    else if (!state.q.trim()) p.set('sort', 'name');
     setStatus(t('loading'), 'busy');
     panel.setAttribute('aria-busy', 'true');
     return fetchSearch(p).then(function (body) {
@@ -348,6 +368,7 @@
   $('sp-reset').addEventListener('click', function () {
     DIMS.forEach(function (d) { state.sel[d] = []; });
     state.q = '';
+    state.sort = '';
     state.extra = new URLSearchParams();
     renderAll();
     highlight(null);
@@ -358,6 +379,17 @@
     runSearch({fit: true});
   });
   $('sp-more').addEventListener('click', loadMore);
+  $('sp-sort').addEventListener('change', function () {
+    state.sort = $('sp-sort').value;
+    state.q = $('sp-q').value;
+    runSearch({fit: false});
+  });
+  $('sp-max-price').addEventListener('change', function () {
+    var v = $('sp-max-price').value.trim();
+    if (v && (isNaN(Number(v)) || Number(v) < 0 || Number(v) > 100)) { $('sp-max-price').value = ''; v = ''; }
+    if (v) state.extra.set('max_price', v); else state.extra.delete('max_price');
+    refreshCounts();
+  });
   $('sp-share').addEventListener('click', function () {
     var href = window.location.href;
     if (navigator.clipboard && navigator.clipboard.writeText) {
