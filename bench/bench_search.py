@@ -10,12 +10,19 @@ labelling, item shaping), each client on its own connection, 1 and 4 concurrent 
   * ``facets national``: the same with no bbox (the whole country);
   * ``name``: ``q`` (2-character Chinese, full pinyin, initials) with facets, no bbox;
   * ``nearest-20``: ``lat``/``lng`` without radius, ``facets=false&total=false`` (pure KNN; counting
-    every station in the country is what a nearest-N caller does not ask for).
+    every station in the country is what a nearest-N caller does not ask for);
+  * ``max_price+facets+bbox``: facets+bbox with ``max_price`` (the price now, ``station_search.price4``);
+  * ``sort=price+bbox``: the cheapest 20 in a city-sized bbox, with facets (the map's list sorted by price),
+    and ``sort=name+bbox``, the same boxes by name (for comparison);
+and over HTTP (the app under uvicorn, one keep-alive client): ``GET /api/v1/stations/{id}`` of
+priced stations (tariff of the station and of every connector) and the same with ``?kwh=30``
+(an estimate per connector). The generated stations get tariffs (``bench.generate.generate_tariffs``).
 Targets (national, 2 cores): facets+bbox p50 < 30 ms and p95 < 80 ms; national p50 < 150 ms;
-nearest-20 p50 < 5 ms; at city scale everything p50 < 5 ms.
+nearest-20 p50 < 5 ms; at city scale everything p50 < 5 ms; the station detail with tariff and
+estimate p50 < 5 ms (issue 15).
 
 Environment: ``BENCH_SEARCH_NATIONAL_N``, ``BENCH_SEARCH_CITY_N``, ``BENCH_SEARCH_QUERIES``
-(queries per client and scenario, default 60).
+(queries per client and scenario, default 60), ``BENCH_SEARCH_SCALES`` (default ``city,national``).
 """
 
 from __future__ import annotations
@@ -70,9 +77,15 @@ def workloads(scale: str, operators: list[str], seed: int) -> dict[str, list[dic
     rng = random.Random(seed)
     centres = ZHUHAI_CENTRES if scale == "city" else CITY_CENTRES
     half = 0.12 if scale == "city" else 0.25  # ~25 km in Zhuhai, ~50 km around a national city
-    out: dict[str, list[dict[str, str]]] = {"facets+bbox": [], "facets national": [], "name": [], "nearest-20": []}
+    out: dict[str, list[dict[str, str]]] = {"facets+bbox": [], "facets national": [], "name": [], "nearest-20": [],
+                                            "max_price+facets+bbox": [], "sort=price+bbox": [], "sort=name+bbox": []}
     for _ in range(QUERIES):
         out["facets+bbox"].append({**_facet_params(rng, operators), "bbox": _city_bbox(rng, centres, half)})
+        out["max_price+facets+bbox"].append({**_facet_params(rng, operators), "bbox": _city_bbox(rng, centres, half),
+                                             "max_price": rng.choice(["1.0", "1.1", "1.2", "1.3"])})
+        bbox = _city_bbox(rng, centres, half)
+        out["sort=price+bbox"].append({"sort": "price", "limit": "20", "bbox": bbox})
+        out["sort=name+bbox"].append({"sort": "name", "limit": "20", "bbox": bbox})  # the same without prices
         out["facets national"].append(_facet_params(rng, operators))
         out["name"].append({"q": rng.choice(NAME_QUERIES), "limit": "20"})
         lng, lat, _ = rng.choices(centres, weights=[c[2] for c in centres])[0]
@@ -127,6 +140,47 @@ TARGETS: dict[tuple[str, str], tuple[float, float | None]] = {
     ("city", "name"): (5.0, None),
     ("city", "nearest-20"): (5.0, None),
 }
+# the price scenarios: as facets+bbox at each scale; the station detail p50 < 5 ms everywhere (issue 15)
+TARGETS.update({(scale, s): TARGETS[(scale, "facets+bbox")] for scale in ("city", "national")
+                for s in ("max_price+facets+bbox", "sort=price+bbox")})
+TARGETS.update({(scale, s): (5.0, None) for scale in ("city", "national") for s in ("detail", "detail?kwh=30")})
+
+
+def bench_detail(scale: str, url: str, n: int) -> list[dict[str, Any]]:
+    """``GET /api/v1/stations/{id}`` (and ``?kwh=30``) of priced stations over HTTP, one client."""
+    from bench.bench_tiles import ROOT, Client, our_env, serve
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        ids = [r[0] for r in conn.execute(text(
+            "SELECT station_pk FROM station_tariffs WHERE tariff_id IS NOT NULL ORDER BY md5(station_pk::text) "
+            "LIMIT :n"), {"n": QUERIES})]
+    engine.dispose()
+    logs = ROOT / "bench" / "results"
+    logs.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    with serve(["--factory", "portal_site.app:create_app"], our_env(url, cache=True), "/healthz",
+               logs / f"search-{scale}.log") as port:
+        client = Client(port)
+        for scenario, query in (("detail", ""), ("detail?kwh=30", "?kwh=30")):
+            for pk in ids[:10]:  # warm up
+                client.get(f"/api/v1/stations/{pk}{query}")
+            times = []
+            for pk in ids:
+                status, body, secs = client.get(f"/api/v1/stations/{pk}{query}")
+                assert status == 200 and b'"tariff"' in body, (status, body[:200])
+                times.append(secs * 1000)
+            p50, p95 = statistics.median(times), _pct(times, 0.95)
+            target = TARGETS[(scale, scenario)]
+            note = f"{n:,} stations, {len(times)} priced stations, HTTP (uvicorn, keep-alive)"
+            rows.append({"benchmark": f"search {scale}", "metric": f"GET /api/v1/stations/{{id}} {query or 'tariff'} p50",
+                         "value": round(p50, 2), "unit": "ms", "target": f"< {target[0]:g}", "ok": p50 < target[0],
+                         "note": note})
+            rows.append({"benchmark": f"search {scale}", "metric": f"GET /api/v1/stations/{{id}} {query or 'tariff'} p95",
+                         "value": round(p95, 2), "unit": "ms", "target": "", "ok": None, "note": note})
+            print(f"   {scale:8} {scenario:16} HTTP: p50 {p50:7.2f} ms  p95 {p95:7.2f} ms", flush=True)
+        client.close()
+    return rows
 
 
 def bench_scale(scale: str) -> list[dict[str, Any]]:
@@ -156,12 +210,12 @@ def bench_scale(scale: str) -> list[dict[str, Any]]:
                          "ok": (p95 < target[1]) if target and target[1] else None, "note": note})
             print(f"   {scale:8} {scenario:16} clients={clients}: p50 {p50:7.2f} ms  p95 {p95:7.2f} ms", flush=True)
     engine.dispose()
-    return rows
+    return rows + bench_detail(scale, url, n)
 
 
 def main() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    for scale in ("city", "national"):
+    for scale in os.environ.get("BENCH_SEARCH_SCALES", "city,national").split(","):
         rows += bench_scale(scale)
     return rows
 

@@ -29,7 +29,6 @@ from typing import Any
 from sqlalchemy import text
 
 from services.errors import BadRequest
-from services.prices.store import connector_tariffs
 from services.prices.tariff import CHINA_TZ, Tariff
 
 __all__ = ["CURRENCY", "MAX_KWH", "KnownTariff", "StationPrices", "add_prices", "estimate_api", "iso",
@@ -63,15 +62,22 @@ class KnownTariff:
     checked_at: datetime | None
     varies: bool = False
 
-    def to_api(self, now: datetime) -> dict[str, Any]:
+    def to_api(self, now: datetime, memo: dict[Any, Any] | None = None) -> dict[str, Any]:
+        """The ``tariff`` object at ``now``; ``memo`` shares the periods and price now of one tariff
+        between the connectors that have it (a depot's hundred connectors have a handful)."""
+        parts = memo.get(self.tariff) if memo is not None else None
+        if parts is None:
+            parts = (self.tariff.api_periods(), self.tariff.now(now))
+            if memo is not None:
+                memo[self.tariff] = parts
         return {"source": self.source, "currency": CURRENCY, "varies": self.varies,
                 "updated_at": iso(self.updated_at), "checked_at": iso(self.checked_at),
-                "periods": self.tariff.api_periods(), "now": self.tariff.now(now)}
+                "periods": parts[0], "now": parts[1]}
 
 
-def tariff_api(known: KnownTariff | None, now: datetime) -> dict[str, Any] | None:
+def tariff_api(known: KnownTariff | None, now: datetime, memo: dict[Any, Any] | None = None) -> dict[str, Any] | None:
     """The ``tariff`` object, or ``None`` when nothing is known."""
-    return None if known is None else known.to_api(now)
+    return None if known is None else known.to_api(now, memo)
 
 
 def estimate_api(tariff: Tariff | None, kwh: Decimal, power_kw: Any, start: datetime) -> dict[str, Any] | None:
@@ -117,9 +123,19 @@ def parse_kwh(value: str | None) -> Decimal | None:
 
 
 # --- a station's prices from the database -------------------------------------------------------
-_STATION_TARIFF = text(
-    "SELECT st.source, st.varies, st.updated_at, t.digest, t.periods FROM station_tariffs st "
-    "JOIN tariffs t ON t.id = st.tariff_id WHERE st.station_pk = :s")
+# One round trip: the station's cheapest tariff (``station_tariffs``, connector_id NULL) and each
+# connector's current version (as ``services.prices.store.connector_tariffs`` reads them), with the
+# tariffs' digests so each distinct day of prices is parsed once per process.
+_PRICES = text("""
+SELECT NULL::varchar AS connector_id, st.source, st.varies, st.updated_at AS first_seen_at,
+       NULL::timestamptz AS last_seen_at, t.digest, t.periods
+FROM station_tariffs st JOIN tariffs t ON t.id = st.tariff_id WHERE st.station_pk = :s
+UNION ALL
+SELECT c.connector_id, v.source, false, v.first_seen_at, v.last_seen_at, t.digest, t.periods
+FROM connectors c
+JOIN connector_tariffs v ON v.operator_id = c.operator_id AND v.connector_id = c.connector_id AND v.valid_to IS NULL
+JOIN tariffs t ON t.id = v.tariff_id
+WHERE c.station_pk = :s""")
 
 _TARIFFS: dict[str, Tariff] = {}  # by digest: a tariffs row never changes (content-addressed)
 _TARIFFS_LOCK = threading.Lock()
@@ -145,15 +161,21 @@ class StationPrices:
 
 
 def station_prices(conn: Any, station_pk: int) -> StationPrices:
-    """The station's tariff (``station_tariffs``) and its connectors' current versions."""
-    connectors = {cid: KnownTariff(v.tariff, v.source, v.first_seen_at, v.last_seen_at)
-                  for cid, v in connector_tariffs(conn, station_pk).items() if v.tariff is not None}
-    row = conn.execute(_STATION_TARIFF, {"s": station_pk}).first()
+    """The station's tariff (``station_tariffs``: when it last changed; checked when its connectors
+    last were) and its connectors' current versions (updated = first seen, checked = last seen)."""
+    station_row = None
+    connectors: dict[str, KnownTariff] = {}
+    for r in conn.execute(_PRICES, {"s": station_pk}):
+        if r.connector_id is None:
+            station_row = r
+        else:
+            connectors[r.connector_id] = KnownTariff(_tariff(r.digest, r.periods), r.source, r.first_seen_at,
+                                                     r.last_seen_at)
     station = None
-    if row is not None:
+    if station_row is not None:
         checked = max((k.checked_at for k in connectors.values() if k.checked_at is not None), default=None)
-        station = KnownTariff(_tariff(row.digest, row.periods), row.source or "policy", row.updated_at,
-                              checked, bool(row.varies))
+        station = KnownTariff(_tariff(station_row.digest, station_row.periods), station_row.source or "policy",
+                              station_row.first_seen_at, checked, bool(station_row.varies))
     return StationPrices(station, connectors)
 
 
@@ -165,19 +187,23 @@ def _cheapest(estimates: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]
 
 def add_prices(item: dict[str, Any], prices: StationPrices, now: datetime, kwh: Decimal | None = None) -> None:
     """Put ``tariff`` on a station detail (``item``, as ``services.search.catalog.station_detail``
-    builds it; its ``price_now`` then follows the tariff at ``now`` exactly) and on each of its connectors; with ``kwh``, also ``estimate`` on each connector (at
-    its power) and on the station (the cheapest connector's, with ``connector_id``), started at
+    builds it; its ``price_now`` then follows the tariff at ``now`` exactly) and on each of its
+    connectors; with ``kwh``, also ``estimate`` on each connector (at its power) and on the station (the cheapest connector's, with ``connector_id``), started at
     the minute of ``now`` (so an answer holds for that minute: ETags and caches can match)."""
     start = now.replace(second=0, microsecond=0)
-    item["tariff"] = tariff_api(prices.station, now)
+    memo: dict[Any, Any] = {}  # per tariff: periods and price now; per (tariff, power): the estimate
+    item["tariff"] = tariff_api(prices.station, now, memo)
     item["price_now"] = item["tariff"]["now"]["total"] if item["tariff"] else None
     estimates: list[tuple[str, dict[str, Any]]] = []
     for equipment in item.get("equipment", ()):
         for c in equipment.get("connectors", ()):
             known = prices.connectors.get(c["connector_id"])
-            c["tariff"] = tariff_api(known, now)
+            c["tariff"] = tariff_api(known, now, memo)
             if kwh is not None:
-                c["estimate"] = estimate_api(known.tariff if known else None, kwh, c.get("power_kw"), start)
+                key = (known.tariff if known else None, c.get("power_kw"))
+                if key not in memo:
+                    memo[key] = estimate_api(key[0], kwh, key[1], start)
+                c["estimate"] = memo[key]
                 if c["estimate"] is not None:
                     estimates.append((c["connector_id"], c["estimate"]))
     if kwh is not None:

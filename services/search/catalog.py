@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from services.errors import NotFound
-from services.prices.views import add_prices, station_prices
+from services.prices.views import MAX_KWH, add_prices, station_prices
 from services.search.labels import CLOSED_VOCABULARIES
 from services.search.query import SORTS, SearchQuery
 from services.search.service import ITEM_JOINS, ITEM_COLUMNS, extra_preds, to_item, bind_params
@@ -110,6 +110,12 @@ def reference(conn: Connection, settings: SearchSettings) -> dict[str, Any]:
                      "many kW (max_power_kw >= min_power)",
         "facility_type": "a station matches when at least one of its piles has this EquipmentType",
         "payment": "normalised from the free-text Payment field; unknown tokens count as 'other'",
+        "max_price": "yuan per kWh, 0 to 100: a station matches when its price now (electricity + service, its "
+                     "cheapest connector at this moment) is at most this; stations without a known price never match",
+        "kwh": f"GET /api/v1/stations/{{id}}?kwh=N (0 < N <= {MAX_KWH}) adds the estimate of N kWh started now",
+        "prices": "per kWh: strings with 4 decimals, yuan (price_now, tariff periods and now); money: strings with "
+                  "2 decimals, yuan (estimates); times: ISO 8601 with the China offset (+08:00); "
+                  "sort=price puts stations without a price last",
         "default_limit": settings.default_limit, "max_limit": settings.max_limit,
         "max_radius_m": settings.max_radius_m, "max_corridor_m": settings.max_corridor_m,
         "anonymous_rate_per_min": settings.anonymous_rate_per_min, "key_rate_per_min": settings.key_rate_per_min,

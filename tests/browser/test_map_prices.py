@@ -8,28 +8,16 @@ map-price-popup-en.png.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 
 import httpx
 import pytest
 from sqlalchemy import text
 
-from tests.conftest import serve_app
-from tests.integration.search.conftest import make_search_app, search_data  # noqa: F401 - fixture
+from tests.browser.test_search import _wait_idle, server  # noqa: F401 - the search data's app, a fixture
+from tests.integration.search.conftest import search_data  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server(db_url, tmp_path_factory, database, search_data) -> Iterator[str]:  # noqa: ANN001, F811
-    with serve_app(make_search_app(db_url, tmp_path_factory.mktemp("map-prices"), database)) as url:
-        yield url
-
-
-def _wait_idle(page) -> None:  # noqa: ANN001
-    page.wait_for_function("window.zhMap && zhMap.map.loaded() && zhMap.isIdle && zhMap.map.areTilesLoaded()",
-                           timeout=60_000)
 
 
 def _priced_station(engine, *, varies: bool) -> tuple[int, float, float]:  # noqa: ANN001

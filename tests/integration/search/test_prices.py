@@ -337,3 +337,17 @@ def test_unpriced_stations_carry_no_price_in_tiles(api, priced) -> None:  # noqa
              if f["id"] == priced["ids"]["情侣路驿站"])
     assert "price_now" not in f["properties"]
     assert "price_now" in api.get("/tiles/stations.json").json()["vector_layers"][0]["fields"]
+
+
+def test_reference_and_openapi_document_the_prices(api) -> None:  # noqa: ANN001
+    ref = api.get("/api/v1/reference").json()
+    assert {"max_price", "kwh", "prices"} <= set(ref["parameters"])
+    assert "price" in {s["value"] for s in ref["enumerations"]["sort"]}
+    doc = api.get("/api/docs/openapi.json").json()
+    detail = doc["paths"]["/api/v1/stations/{station_pk}"]["get"]
+    assert "kwh" in {p["name"] for p in detail["parameters"]}
+    assert "max_price" in {p["name"] for p in doc["paths"]["/api/v1/stations"]["get"]["parameters"]}
+    schemas = doc["components"]["schemas"]
+    assert {"tariff", "estimate", "price_now"} <= set(schemas["StationDetail"]["properties"])
+    assert {"source", "currency", "varies", "updated_at", "checked_at", "periods", "now"} == set(
+        schemas["TariffOut"]["properties"])
