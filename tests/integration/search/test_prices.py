@@ -351,3 +351,23 @@ def test_reference_and_openapi_document_the_prices(api) -> None:  # noqa: ANN001
     assert {"tariff", "estimate", "price_now"} <= set(schemas["StationDetail"]["properties"])
     assert {"source", "currency", "varies", "updated_at", "checked_at", "periods", "now"} == set(
         schemas["TariffOut"]["properties"])
+
+
+@pytest.mark.parametrize("z", [9, 13])
+def test_tiles_filter_on_max_price(api, engine, priced, z) -> None:  # noqa: ANN001
+    """Clusters (z9, clustered per request: the per-facet cells know no prices) and single stations
+    (z13) count exactly the stations whose price now is at most max_price."""
+    from tests.integration.tiles.conftest import decode, inside, tiles_covering
+
+    with engine.connect() as conn:
+        want = conn.execute(text("SELECT count(*) FROM stations WHERE feed_state = 'active' AND interconnected "
+                                 "AND price_now <= 1.1")).scalar_one()
+    n = 0
+    for _, x, y in tiles_covering((113.0, 21.8, 114.0, 22.6), z):
+        r = api.get(f"/tiles/stations/{z}/{x}/{y}.mvt?max_price=1.1", headers={"Accept-Encoding": "identity"})
+        assert r.status_code == 200
+        for f in decode(r.content).get("stations", {}).get("features", []):
+            if inside(f):
+                n += f["properties"].get("point_count", 1)
+                assert z < 12 or f["properties"]["price_now"] <= 1.1
+    assert n == want > 0
