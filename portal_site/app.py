@@ -57,6 +57,7 @@ ROUTE_MODULES: list[str] = [
     "portal_site.routes.archives",
     "portal_site.routes.interconnection",
     "portal_site.routes.subsidy",
+    "portal_site.routes.orders",
 ]
 
 

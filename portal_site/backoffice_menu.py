@@ -32,6 +32,9 @@ OPERATOR_MENU: list[MenuEntry] = [
     MenuEntry("operator", "通讯录", "Address book", "/backoffice/contacts", True),
     MenuEntry("operator", "消息通知", "Messages", "/backoffice/messages", True),
     MenuEntry("operator", "意见反馈", "Feedback", "/backoffice/feedback", True),
+    MenuEntry("orders", "充电订单", "Charge orders", "/backoffice/orders", True),
+    MenuEntry("orders", "每日对账", "Reconciliations", "/backoffice/reconciliations", True),
+    MenuEntry("orders", "电价", "Tariffs", "/backoffice/tariffs", True),
     MenuEntry("subsidy", "补贴规则", "Subsidy rules", "/backoffice/subsidy/rules", True),
     MenuEntry("subsidy", "补贴申请", "Subsidy applications", "/backoffice/subsidy/applications", True),
     MenuEntry("subsidy", "财务核算", "Financial accounting", "/backoffice/subsidy/accounting", True),
@@ -57,6 +60,7 @@ ADMIN_MENU: list[MenuEntry] = [
 GROUP_NAMES: dict[str, tuple[str, str]] = {
     "overview": ("概览", "Overview"), "archives": ("档案管理", "Archives"),
     "interconnection": ("互联互通", "Interconnection"), "operator": ("运营商", "Company"),
+    "orders": ("订单与电价", "Orders and prices"),
     "subsidy": ("补贴", "Subsidies"), "supervision": ("监管", "Supervision"), "review": ("审核", "Reviews"),
     "communication": ("沟通", "Communication"), "portal": ("门户", "Portal"),
 }
