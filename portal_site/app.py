@@ -58,6 +58,7 @@ ROUTE_MODULES: list[str] = [
     "portal_site.routes.interconnection",
     "portal_site.routes.subsidy",
     "portal_site.routes.orders",
+    "portal_site.routes.prices",
 ]
 
 

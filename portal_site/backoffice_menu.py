@@ -54,6 +54,8 @@ ADMIN_MENU: list[MenuEntry] = [
     MenuEntry("communication", "通讯录", "Address book", "/admin/contacts", False),
     MenuEntry("supervision", "监管任务", "Supervision tasks", "/admin/tasks", False),
     MenuEntry("supervision", "运行监测", "Dashboard", "/admin/dashboard", False),
+    MenuEntry("supervision", "价格执行", "Price execution", "/admin/prices", False),
+    MenuEntry("supervision", "城市限价", "Price cap", "/admin/price-cap", False),
     MenuEntry("portal", "门户内容", "Portal content", "/admin/content", False),
 ]
 

@@ -157,15 +157,28 @@ def _admin_queues(s: Any) -> list[dict[str, Any]]:
     return queues
 
 
+def _price_summary(s: Any, settings: Settings) -> dict[str, Any]:
+    """The price execution of the last 30 days and the cap in force, for the regulators' home."""
+    from services.orders.execution import execution_report
+    from services.orders.window import Window
+    from services.prices.store import cap_at
+
+    cap = cap_at(s, default=settings.supervision)
+    report = execution_report(s, Window.last(), cap)
+    return {"cap": cap, "total": report["total"],
+            "unreconciled": sum(1 for r in report["operators"] if r["unreconciled_days"])}
+
+
 @get("/admin/", guards=[auth.require_regulator], sync_to_thread=True, include_in_schema=False)
-def admin_home(request: Request, db: Database) -> Template:
+def admin_home(request: Request, db: Database, settings: Settings) -> Template:
     with db.session() as s:
         registrations_pending = reg.list_registrations(s, "submitted")
         queues = _admin_queues(s)
+        prices = _price_summary(s, settings)
     registrations_pending.sort(key=lambda r: (r["submitted_at"] is None, r["submitted_at"]))  # oldest first
     return Template("admin/home.html", context={
         "pending": len(registrations_pending), "registrations": registrations_pending[:ADMIN_QUEUE_ITEMS],
-        "queues": queues})
+        "queues": queues, "prices": prices})
 
 
 @get("/admin/registrations", guards=[auth.require_regulator], sync_to_thread=True, include_in_schema=False)
