@@ -16,7 +16,7 @@ from portal_site import auth
 from services.db import Database
 from services.errors import AppError
 from services.portal import content, defaults
-from services.portal.stats import platform_stats
+from services.portal.stats import charging_stats, platform_stats
 from services.settings import Settings
 from services.params import MAX_PAGE, page_param
 
@@ -44,8 +44,9 @@ def _page_text(s: Any, slug: str, *, include_drafts: bool = False) -> dict[str, 
 def home(request: Request, db: Database, settings: Settings) -> Template:
     with db.session() as s:
         stats = platform_stats(s, settings.app.city_adcode)
+        charging = charging_stats(s)
         news = content.list_news(s, per_page=6)
-    return Template("portal/home.html", context={"stats": stats, "news": news.items,
+    return Template("portal/home.html", context={"stats": stats, "charging": charging, "news": news.items,
                                                  "categories": content.CATEGORIES})
 
 

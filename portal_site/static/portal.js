@@ -1,4 +1,5 @@
-// Home page charts (Chart.js from npm, served from /static/vendor): facilities by district and by station type.
+// Home page charts (Chart.js from npm, served from /static/vendor): facilities by district and by station type,
+// and the energy charged per day by district.
 (function () {
   const el = document.getElementById("stats-data");
   if (!el || typeof Chart === "undefined") return;
@@ -32,4 +33,21 @@
       options: { responsive: true, maintainAspectRatio: false, animation: false, plugins: { legend: { position: "bottom" } } },
     });
   }
+})();
+(function () {
+  const el = document.getElementById("charging-data");
+  const canvas = document.getElementById("chart-charging");
+  if (!el || !canvas || typeof Chart === "undefined") return;
+  const data = JSON.parse(el.textContent);
+  const en = data.lang === "en";
+  const colors = ["#0a7d5a", "#e08a00", "#2f6fb3", "#8a5cc2", "#c8372d", "#1a9a4b", "#8a8f93"];
+  new Chart(canvas, {
+    type: "bar",
+    data: {
+      labels: data.days.map((d) => d.slice(5)),
+      datasets: data.series.map((s, i) => ({ label: en ? s.name_en : s.name, data: s.energy, backgroundColor: colors[i % colors.length] })),
+    },
+    options: { responsive: true, maintainAspectRatio: false, animation: false,
+               scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
+  });
 })();

@@ -1,9 +1,16 @@
 """The regulator dashboard: live connector and station states, the online rate over time,
-long faults, feed health per operator, and prices by period with the stations above the cap.
+long faults, feed health per operator, prices by period with the stations above the cap, the
+price execution of the orders and the charging statistics (issue 15).
 
 Every table is a :class:`Table` (columns + rows) so the page, the charts and the CSV export all
 read the same numbers. Connector states follow T/CEC 102 ``ConnectorStatus``: 1 free; 2, 3, 4
 in use ("charging"); 255 fault; 0 or no status yet offline. "Online" means free or in use.
+
+Prices come from the tariffs (``station_tariffs``: each station's cheapest price per moment, read
+from the operators' business policies or their fee texts, ``source`` says which); a station
+without any tariff falls back to parsing its StationInfo fee texts here, as before tariffs
+existed. The cap is the regulators' (``price_caps``) in force, the settings' default before one
+is set. Order-based tables cover the last 30 China days.
 
 The online-rate series comes from ``status_snapshots``, written every ``snapshot_interval_s`` by
 :func:`take_snapshot`; several app processes may call it, a transaction-scoped advisory lock and
@@ -16,12 +23,19 @@ import csv
 import io
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from services.jobs import PeriodicJob
+from services.orders.daily import DIMENSIONS, charging_daily
+from services.orders.execution import execution_report
+from services.orders.window import Window
+from services.prices.oversight import over_cap
+from services.prices.store import cap_at
+from services.prices.tariff import Cap, Tariff
 from services.settings import SupervisionSettings
 from services.supervision.fees import PERIODS, parse_fee, period_average, total_schedule
 
@@ -103,9 +117,16 @@ WHERE fe.id IS NOT NULL OR EXISTS (SELECT 1 FROM stations st WHERE st.operator_i
 ORDER BY o.name
 """)
 _PRICES = text("""
-SELECT st.id, st.station_id, st.name, st.operator_id, st.district_adcode, st.electricity_fee, st.service_fee
-FROM stations st WHERE st.feed_state = 'active'
+SELECT st.id, st.station_id, st.name, st.operator_id, st.district_adcode, st.electricity_fee, st.service_fee,
+       stt.source, t.id AS tariff_id, t.periods
+FROM stations st
+LEFT JOIN station_tariffs stt ON stt.station_pk = st.id
+LEFT JOIN tariffs t ON t.id = stt.tariff_id
+WHERE st.feed_state = 'active'
 """)
+ORDER_DAYS = 30
+SOURCES = {"policy": ("业务策略", "business policy"), "fee_text": ("收费文本（已存电价）", "fee text (stored tariff)"),
+           "mixed": ("混合", "mixed"), "text": ("收费文本（无电价，现场解析）", "fee text (no tariff, parsed here)")}
 
 
 @dataclass
@@ -161,31 +182,68 @@ def _fmt(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
 
 
-def _price_tables(s: Session, cfg: SupervisionSettings, names: dict[str, str], districts: dict[int, str]) -> list[Table]:
-    per_station = []
+def _tariff_averages(t: Tariff) -> dict[str, float]:
+    """Time-weighted average electricity (``e_<period>``) and service (``s_<period>``) prices of a
+    tariff over each of Zhuhai's TOU periods."""
+    out: dict[str, float] = {}
+    for name, (_, ranges) in PERIODS.items():
+        seconds = 0
+        e = sv = Decimal(0)
+        for a, b in ranges:
+            for i, p in enumerate(t.periods):
+                overlap = min(b * 60, t.end_of(i)) - max(a * 60, p.start)
+                if overlap > 0:
+                    seconds += overlap
+                    e += p.electricity * overlap
+                    sv += p.service * overlap
+        out[f"e_{name}"] = _fmt(float(e / seconds)) if seconds else None
+        out[f"s_{name}"] = _fmt(float(sv / seconds)) if seconds else None
+    return out
+
+
+def _station_prices(s: Session, names: dict[str, str], districts: dict[int, str]) -> list[dict[str, Any]]:
+    """Each active station's prices by period: from its tariff where it has one, else from its
+    fee texts parsed here (``source`` "text"; None when they cannot be read)."""
+    per_tariff: dict[int, tuple[dict[str, float], Tariff]] = {}
+    out = []
     for r in s.execute(_PRICES).mappings():
-        e, sv = parse_fee(r["electricity_fee"]), parse_fee(r["service_fee"])
-        tot = total_schedule(e, sv)
-        row = {"station_id": r["station_id"], "name": r["name"], "operator_id": r["operator_id"],
+        row = {"id": r["id"], "station_id": r["station_id"], "name": r["name"], "operator_id": r["operator_id"],
                "operator": names.get(r["operator_id"], r["operator_id"]),
                "district": districts.get(r["district_adcode"], "未知 / unknown"),
-               "electricity_fee": r["electricity_fee"], "service_fee": r["service_fee"],
-               "parsed": e is not None and sv is not None,
-               "max_total": _fmt(tot.max_price) if tot and any(p is not None for p in tot.slots) else None,
-               "max_service": _fmt(sv.max_price) if sv else None}
-        for p in PERIODS:
-            row[f"e_{p}"] = period_average(e, p)
-            row[f"s_{p}"] = period_average(sv, p)
-        per_station.append(row)
+               "electricity_fee": r["electricity_fee"], "service_fee": r["service_fee"]}
+        if r["periods"] is not None:
+            if r["tariff_id"] not in per_tariff:
+                t = Tariff.from_json(r["periods"])
+                per_tariff[r["tariff_id"]] = (_tariff_averages(t), t)
+            averages, t = per_tariff[r["tariff_id"]]
+            row.update(averages, source=r["source"] or "policy", parsed=True, max_total=_fmt(float(t.max_total)),
+                       max_service=_fmt(float(max(p.service for p in t.periods))))
+        else:
+            e, sv = parse_fee(r["electricity_fee"]), parse_fee(r["service_fee"])
+            tot = total_schedule(e, sv)
+            row.update(source="text" if e is not None and sv is not None else None, parsed=e is not None and sv is not None,
+                       max_total=_fmt(tot.max_price) if tot and any(p is not None for p in tot.slots) else None,
+                       max_service=_fmt(sv.max_price) if sv else None)
+            for p in PERIODS:
+                row[f"e_{p}"] = period_average(e, p)
+                row[f"s_{p}"] = period_average(sv, p)
+        out.append(row)
+    return out
+
+
+def _price_tables(s: Session, cap: Cap, names: dict[str, str], districts: dict[int, str]) -> list[Table]:
+    per_station = _station_prices(s, names, districts)
 
     def group(key: str, dim: str, zh: str, en: str) -> Table:
         acc: dict[str, dict[str, Any]] = {}
         for r in per_station:
-            a = acc.setdefault(r[key], {"label": r[key], "stations": 0, "unparsed": 0,
+            a = acc.setdefault(r[key], {"label": r[key], "stations": 0, **{k: 0 for k in SOURCES}, "unparsed": 0,
                                         **{f"{x}_{p}": [] for x in "es" for p in PERIODS}})
             a["stations"] += 1
-            if not r["parsed"]:
+            if r["source"] is None:
                 a["unparsed"] += 1
+            else:
+                a[r["source"]] += 1
             for x in "es":
                 for p in PERIODS:
                     if r[f"{x}_{p}"] is not None:
@@ -194,25 +252,75 @@ def _price_tables(s: Session, cfg: SupervisionSettings, names: dict[str, str], d
         for a in sorted(acc.values(), key=lambda x: -x["stations"]):
             row = {k: (_fmt(sum(v) / len(v)) if v else None) if isinstance(v, list) else v for k, v in a.items()}
             rows.append(row)
-        cols = [("label", zh, en), ("stations", "站点数", "stations"), ("unparsed", "无法解析", "unparsed")]
+        cols = [("label", zh, en), ("stations", "站点数", "stations")]
+        cols += [(k, f"来源：{szh}", f"source: {sen}") for k, (szh, sen) in SOURCES.items()]
+        cols.append(("unparsed", "无电价且无法解析", "no tariff, unparsed"))
         for x, xzh, xen in (("e", "电费", "electricity"), ("s", "服务费", "service")):
             for p, ((pzh, pen), _) in PERIODS.items():
                 cols.append((f"{x}_{p}", f"{xzh} {pzh}（元/度）", f"{xen} {pen} (yuan/kWh)"))
         return Table(f"prices_by_{dim}", (f"平均电价与服务费（按{zh}、时段）", f"Average fees by {en.lower()} and period"),
                      cols, rows)
 
-    cap = cfg.fee_cap_yuan_per_kwh
-    basis = "max_service" if cfg.fee_cap_basis == "service" else "max_total"
-    over = [r for r in per_station if r[basis] is not None and r[basis] > cap]
-    over.sort(key=lambda r: -r[basis])
+    basis = "max_service" if cap.basis == "service" else "max_total"
+    limit = float(cap.yuan_per_kwh)
+    by_pk = {r["id"]: r for r in per_station}
+    over: dict[int, dict[str, Any]] = {}
+    for v in over_cap(s, cap):  # current connector tariffs over the cap
+        st = by_pk.get(v["station_pk"])
+        if st is None:
+            continue
+        row = over.setdefault(st["id"], {**st, basis: None, "connectors": 0, "source": v["source"]})
+        row[basis] = max(row[basis] or 0, _fmt(float(v["value"])))
+        row["connectors"] += int(v["connectors"])
+        if row["source"] != v["source"]:
+            row["source"] = "mixed"
+    for r in per_station:  # stations without any tariff: their fee texts, parsed here
+        if r["source"] == "text" and r[basis] is not None and r[basis] > limit:
+            over.setdefault(r["id"], {**r, "connectors": None})
+    rows = sorted(over.values(), key=lambda r: -(r[basis] or 0))
+    for r in rows:
+        r["source_label"] = "/".join(SOURCES.get(r["source"], (r["source"], r["source"])))
     what = ("服务费", "service fee") if basis == "max_service" else ("电费+服务费", "electricity + service fee")
-    over_table = Table("over_cap", (f"超过限价（{what[0]} > {cap} 元/度）的站点", f"Stations above the cap ({what[1]} > {cap} yuan/kWh)"),
+    over_table = Table("over_cap", (f"超过限价（{what[0]} > {cap.yuan_per_kwh} 元/度）的站点",
+                                    f"Stations above the cap ({what[1]} > {cap.yuan_per_kwh} yuan/kWh)"),
                        [("station_id", "站点编号", "StationID"), ("name", "站点", "station"), ("operator", "运营商", "operator"),
                         ("district", "区", "district"), (basis, "最高收费（元/度）", "highest fee (yuan/kWh)"),
+                        ("connectors", "超限接口数", "connectors over"), ("source_label", "来源", "source"),
                         ("electricity_fee", "电费", "electricity fee"), ("service_fee", "服务费", "service fee")],
-                       over)
+                       rows)
     return [group("operator", "operator", "运营商", "Operator"), group("district", "district", "区", "District"),
             over_table]
+
+
+_EXECUTION_COLUMNS = [("label", "运营商", "operator"), ("orders", "订单数", "orders"),
+                      ("energy_kwh", "充电量（度）", "energy (kWh)"), ("money_yuan", "金额（元）", "money (yuan)"),
+                      ("avg_price", "平均单价（元/度）", "average price (yuan/kWh)"),
+                      ("at_tariff_share", "按公示电价结算 %", "billed at the tariff %"),
+                      ("overcharged", "超收订单", "overcharged orders"), ("overcharge_yuan", "超收金额（元）", "overcharge (yuan)"),
+                      ("disputed", "存疑订单", "disputed orders"), ("reconcile_disputes", "对账争议", "reconciliation disputes"),
+                      ("unreconciled_days", "未对账天数", "unreconciled days"),
+                      ("over_cap_connectors", "超限价接口", "connectors over the cap")]
+_CHARGING_COLUMNS = [("sessions", "充电次数", "sessions"), ("energy_kwh", "充电量（度）", "energy (kWh)"),
+                     ("money_yuan", "金额（元）", "money (yuan)"), ("avg_price", "平均单价（元/度）", "average price (yuan/kWh)")]
+
+
+def _order_tables(s: Session, cap: Cap, lang: str) -> tuple[list[Table], dict[str, Any]]:
+    """Price execution per operator and charging per day (city, district, operator, facility
+    type) over the last :data:`ORDER_DAYS` days; and the city's totals for the page."""
+    window = Window.last(ORDER_DAYS)
+    report = execution_report(s, window, cap)
+    rows = [{"label": r["operator_name"], **{k: r[k] for k, _, _ in _EXECUTION_COLUMNS[1:]}} for r in report["operators"]]
+    tables = [Table("price_execution", (f"价格执行（近 {ORDER_DAYS} 天订单）", f"Price execution (orders of the last {ORDER_DAYS} days)"),
+                    _EXECUTION_COLUMNS, rows)]
+    charging = charging_daily(s, window)
+    daily = [{"day": d.isoformat(), **charging.daily[d].as_row(exact=True)} for d in sorted(charging.daily, reverse=True)]
+    tables.append(Table("charging_daily", (f"每日充电（近 {ORDER_DAYS} 天）", f"Charging per day (last {ORDER_DAYS} days)"),
+                        [("day", "日期", "day"), *_CHARGING_COLUMNS], daily))
+    for dim, (_, _, zh, en) in DIMENSIONS.items():
+        tables.append(Table(f"charging_by_{dim}", (f"每日充电（按{zh}）", f"Charging per day by {en}"),
+                            [("day", "日期", "day"), ("label", zh, en), *_CHARGING_COLUMNS], charging.rows(dim, lang)))
+    return tables, {"window": window, "total": report["total"], "charging": charging.total.as_row(exact=True),
+                    "daily": list(reversed(daily))}
 
 
 def dashboard(s: Session, cfg: SupervisionSettings, *, hours: int = 24, lang: str = "zh") -> dict[str, Any]:
@@ -253,9 +361,12 @@ def dashboard(s: Session, cfg: SupervisionSettings, *, hours: int = 24, lang: st
                          ("errors_24h", "24小时错误", "errors 24 h"), ("circuit_state", "熔断状态", "circuit"),
                          ("last_push_at", "最近推送", "last push"), ("push_per_min", "推送/分钟（1小时）", "pushes/min (1 h)"),
                          ("last_error", "最近错误", "last error")], feed))
-    tables += _price_tables(s, cfg, names, districts)
+    cap = cap_at(s, default=cfg)
+    tables += _price_tables(s, cap, names, districts)
+    order_tables, orders = _order_tables(s, cap, lang)
+    tables += order_tables
     return {"tables": {t.name: t for t in tables}, "order": [t.name for t in tables], "totals": totals,
-            "series": series_rows}
+            "series": series_rows, "cap": cap, "orders": orders}
 
 
 # --- snapshots --------------------------------------------------------------------------------

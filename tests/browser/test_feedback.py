@@ -152,7 +152,7 @@ def test_back_office_pages_render(server, browser, station, engine, database, ar
     page.on("pageerror", lambda e: errors.append(str(e)))
     _login(page, server, create_regulator(engine))
     page.goto(server + "/admin/dashboard")
-    page.wait_for_function("document.querySelectorAll('canvas').length === 4 && "
+    page.wait_for_function("document.querySelectorAll('canvas').length === 5 && "
                            "[...document.querySelectorAll('canvas')].every(c => c.width > 0)")
     page.wait_for_timeout(500)
     assert page.locator("#t-connectors_by_district tbody tr").count() >= 1
