@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-__all__ = ["demo", "feed", "stations"]
+__all__ = ["demo", "feed", "orders", "stations"]
 
 
 def _echo_json(obj: Any) -> None:
@@ -105,6 +105,13 @@ def sync(operator_id: str | None, full: bool, as_json: bool) -> None:
     try:
         results = sync_all(engine, settings, operator_id=operator_id, full=full, lock_wait_s=settings.feed.timeout_s,
                            on_result=None if as_json else (lambda r: click.echo(r.line())))
+        if full:  # prices follow each full sync (the scheduler would do it too, if one runs)
+            from ingest.policies import pull_policies_all
+
+            for p in pull_policies_all(engine, settings, operator_id=operator_id):
+                if not as_json:
+                    click.echo(f"{p.operator_id}: prices {'ok' if p.ok else 'FAILED: ' + str(p.error)} "
+                               f"({p.policies} policies, {p.fallback} from fee texts)")
     finally:
         engine.dispose()
     if operator_id and not results:
@@ -126,6 +133,43 @@ def sync(operator_id: str | None, full: bool, as_json: bool) -> None:
                        f"{total['updated']}, unchanged {total['unchanged']}, rejected {total['rejected']}, "
                        f"withdrawn {total['withdrawn']}), {total['statuses']} statuses")
     if failed:
+        sys.exit(1)
+
+
+@feed.command("policies")
+@click.option("--operator", "operator_id", default=None, help="Only this OperatorID.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def policies(operator_id: str | None, as_json: bool) -> None:
+    """Pull every connector's business policy (query_equip_business_policy) now.
+
+    Stores new tariff versions (unchanged ones are only marked seen), falls back to the stations'
+    fee texts where an operator has no policy, and prints a line per operator; the exit status is
+    1 when any operator failed.
+    """
+    from ingest.policies import pull_policies_all
+    from services.settings import load_settings
+
+    settings = load_settings()
+    engine = _engine(settings)
+    try:
+        results = pull_policies_all(engine, settings, operator_id=operator_id)
+    finally:
+        engine.dispose()
+    if operator_id and not results:
+        _fail(f"no operator {operator_id!r} is registered (zhcharge feed add-operator)", 2)
+    if as_json:
+        _echo_json([r.as_dict() for r in results])
+    else:
+        for r in results:
+            state = "ok" if r.ok else f"FAILED: {r.error}"
+            c = r.counts
+            click.echo(f"{r.operator_id}: {state}; {r.connectors} connectors, {r.policies} policies, {r.fallback} from "
+                       f"fee texts; {c['new']} new, {c['changed']} changed, {c['unchanged']} unchanged, "
+                       f"{c['problems']} with problems ({r.seconds:.1f} s)"
+                       + (f"; {r.unsupported}" if r.unsupported else ""))
+        if not results:
+            click.echo("no operators registered (zhcharge feed add-operator)")
+    if any(not r.ok for r in results):
         sys.exit(1)
 
 
@@ -255,3 +299,54 @@ def demo_stop() -> None:
     from services.settings import load_settings
 
     click.echo(stop_simulator(load_settings()))
+
+
+# --------------------------------------------------------------------------------------------
+# orders
+# --------------------------------------------------------------------------------------------
+
+
+@click.group()
+def orders() -> None:
+    """Charge orders pushed by the operators (T/CEC 102 part 3)."""
+
+
+def _day(value: str | None, name: str):  # noqa: ANN202 - a date or None
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date YYYY-MM-DD", param_hint=name) from None
+
+
+@orders.command("stats")
+@click.option("--operator-id", required=True, help="The operator's OperatorID.")
+@click.option("--from", "day_from", default=None, help="First day (China date, YYYY-MM-DD), included.")
+@click.option("--to", "day_to", default=None, help="Last day (China date, YYYY-MM-DD), included.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def orders_stats(operator_id: str, day_from: str | None, day_to: str | None, as_json: bool) -> None:
+    """Orders that ended in the window, each counted once in its latest version: orders, energy_kwh,
+    money_yuan (as reported), disputed (answered ConfirmResult 1), overcharged (billed above the
+    tariff in force) and overcharge_yuan (the sum billed above it)."""
+    from services.orders.stats import order_stats
+    from services.settings import load_settings
+
+    a, b = _day(day_from, "--from"), _day(day_to, "--to")
+    if a and b and a > b:
+        raise click.BadParameter("--from is after --to", param_hint="--from")
+    settings = load_settings()
+    engine = _engine(settings)
+    try:
+        with engine.connect() as conn:
+            stats = order_stats(conn, operator_id, a, b)
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps(stats, ensure_ascii=False))
+        return
+    click.echo(f"{operator_id} {stats['from'] or '…'} – {stats['to'] or '…'}: {stats['orders']} orders, "
+               f"{stats['energy_kwh']} kWh, {stats['money_yuan']} yuan; {stats['disputed']} disputed, "
+               f"{stats['overcharged']} overcharged by {stats['overcharge_yuan']} yuan")

@@ -15,10 +15,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from services.prices.tariff import CHINA_TZ
 from services.settings import PROJECT_ROOT, Settings
 
 __all__ = ["load_demo", "start_simulator", "stop_simulator"]
@@ -140,9 +142,23 @@ def load_demo(settings: Settings, *, stations: int = 1500, operators: int = 6, p
             echo(f"the simulator pushes status changes to {settings.app.public_url}")
             results = sync_all(engine, settings, full=True, lock_wait_s=30.0,
                                on_result=lambda r: echo(r.line()))
-            # Charge orders and daily reconciliations are pushed to the same platform (issue 15).
+            from ingest.policies import pull_policies_all
+
+            for p in pull_policies_all(engine, settings):
+                echo(f"{p.operator_id}: prices {'ok' if p.ok else 'FAILED: ' + str(p.error)} ({p.policies} business "
+                     f"policies, {p.fallback} from fee texts)")
+            # Charge orders and daily reconciliations are pushed to the same platform (issue 15): a day
+            # of finished sessions and yesterday's reconciliation are queued now and delivered (the
+            # simulator retries like a real platform) once the app is up; live sessions follow.
             admin.post("/_admin/live", json={"changes_per_second": rate, "push_orders": True}).raise_for_status()
-            echo(f"live changes: {rate:g} per second; charge orders pushed as sessions end")
+            yesterday = (datetime.now(CHINA_TZ) - timedelta(days=1)).date().isoformat()
+            made = admin.post("/_admin/sessions", json={"count": 40 * len(sim_ops), "minutes": [15, 150]},
+                              timeout=120.0).raise_for_status().json()
+            for op in sim_ops:
+                admin.post("/_admin/reconcile", json={"operator_id": op["operator_id"], "day": yesterday}
+                           ).raise_for_status()
+            echo(f"live changes: {rate:g} per second; {made.get('made', 0)} charge orders of the last day and "
+                 f"{yesterday}'s reconciliation queued for the platform")
         with engine.connect() as conn:
             active = conn.execute(text("SELECT count(*) FROM stations WHERE feed_state = 'active'")).scalar()
         echo(f"{active} active stations on the map")

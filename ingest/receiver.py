@@ -23,6 +23,11 @@ Rules (decided here, documented for operators):
   and availability, and the data version bump, in one round trip and one transaction.
 * ``notification_stationInfo`` stores one StationInfo like a pull would; a StationInfo that
   breaks the field rules is stored as rejected (never lost) and answered Ret 4004 with the reason.
+  When its content changed, ``on_stations_changed`` (set by the app when it runs background
+  jobs) pulls the business policies of that station's connectors.
+* ``notification_charge_order_info`` and ``check_charge_orders`` (part 3) are
+  :mod:`ingest.orders`: each order is checked and stored before the answer (ConfirmResult 0
+  accepted, 1 disputed), idempotent on (OperatorID, StartChargeSeq); a day's list is reconciled.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import logging
 import secrets as _secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +51,8 @@ from ingest.crypto import Secrets
 from ingest.envelope import build_response, parse_request
 from ingest.errors import ProtocolError, Ret
 from ingest.objects import CONNECTOR_STATUSES, stations_from_page
+from ingest.orders import ORDER_INTERFACES, charge_order, check_orders
+from ingest.replay import claim_envelope
 from ingest.retention import prune  # re-exported: it lived here before ingest.retention
 from ingest.store import store_station_infos
 from services.db import is_disconnect
@@ -55,7 +63,7 @@ __all__ = ["INTERFACES", "Receiver", "prune"]
 
 log = logging.getLogger("zhcharge.feed.receiver")
 
-INTERFACES = ("query_token", "notification_stationStatus", "notification_stationInfo")
+INTERFACES = ("query_token", "notification_stationStatus", "notification_stationInfo", *ORDER_INTERFACES)
 
 # Responses to senders we cannot identify are signed with this throwaway set (they cannot verify
 # them anyway; the Msg says why).
@@ -98,6 +106,8 @@ class Receiver:
         self._secrets: dict[str, tuple[_Inbound | None, float]] = {}
         self._tokens: dict[str, tuple[str, datetime]] = {}
         self.counts: dict[str, int] = {}
+        self.on_stations_changed: Callable[[str, list[int]], None] | None = None
+        """Called (operator, station pks) after a pushed StationInfo changed stations."""
 
     def close(self) -> None:
         if self._own_push_engine:
@@ -197,8 +207,10 @@ class Receiver:
                 self._check_token(authorization, parsed.operator_id)
                 if interface == "notification_stationStatus":
                     data = self._status(inbound, parsed)
-                else:
+                elif interface == "notification_stationInfo":
                     data = self._station_info(inbound, parsed)
+                else:
+                    data = self._part3(interface, inbound, parsed)
             return 200, build_response(Ret.OK, "请求成功", data, inbound.secrets)
         except ProtocolError as exc:
             status = 404 if exc.msg.startswith("unknown interface") else 200
@@ -306,17 +318,8 @@ class Receiver:
         op = inbound.secrets.operator_id
         try:
             with self.engine.begin() as conn:
-                fresh = conn.execute(text(
-                    "INSERT INTO feed_push_seen (operator_id, ts, seq, sig) VALUES (:op, :ts, :seq, :sig) "
-                    "ON CONFLICT DO NOTHING RETURNING 1"),
-                    {"op": op, "ts": parsed.timestamp, "seq": parsed.seq, "sig": parsed.raw["Sig"]}).first()
-                if fresh is None:
-                    prev = conn.execute(text("SELECT sig FROM feed_push_seen WHERE operator_id = :op AND ts = :ts "
-                                             "AND seq = :seq"), {"op": op, "ts": parsed.timestamp, "seq": parsed.seq}).scalar()
-                    if prev and prev.upper() == parsed.raw["Sig"].upper():
-                        return {"Status": 0}
-                    raise ProtocolError(Ret.ENVELOPE, f"Seq {parsed.seq} was already used in second "
-                                        f"{parsed.raw['TimeStamp']}; resend with a new Seq")
+                if not claim_envelope(conn, op, parsed):
+                    return {"Status": 0}
                 counts = store_station_infos(conn, op, inbound.name, stations, interconnected=inbound.interconnected,
                                              city_adcode=self.settings.app.city_adcode)
                 changed = refresh_station_summaries(conn, counts.touched)
@@ -330,9 +333,20 @@ class Receiver:
             if is_disconnect(exc):
                 raise _Unavailable() from exc
             raise
+        if counts.touched and not counts.rejected and self.on_stations_changed is not None:
+            self.on_stations_changed(op, list(counts.touched))
         if reason:
             raise ProtocolError(Ret.BUSINESS, f"stored as rejected: {reason}"[:500])
         return {"Status": 0}
+
+    def _part3(self, interface: str, inbound: _Inbound, parsed: Any) -> dict:
+        handler = charge_order if interface == "notification_charge_order_info" else check_orders
+        try:
+            return handler(self.engine, inbound.secrets.operator_id, parsed)
+        except DBAPIError as exc:
+            if is_disconnect(exc):
+                raise _Unavailable() from exc
+            raise
 
 
 def _small(value: Any) -> int | None:

@@ -6,6 +6,8 @@ them to a small thread pool. Several app processes may run it at once: every pul
 operator's ``pg_try_advisory_lock`` and re-checks under it that nobody pulled meanwhile, so the
 coordination lives in the database, not in process memory. Open circuits are respected.
 
+Business policies (prices) are pulled after each full sync and then daily (``ingest.policies``).
+
 It also prunes replay-protection rows and expired tokens, and logs the receiver's push counts
 as ``sync_runs`` rows of mode ``push`` once a minute.
 """
@@ -21,6 +23,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.endpoints import load_endpoints
+from ingest.policies import pull_policies
 from ingest.retention import prune
 from ingest.sync import pull_statuses, sync_operator
 from services.settings import Settings
@@ -33,6 +36,9 @@ _DUE = text("""
 SELECT operator_id,
        max(started_at) FILTER (WHERE mode IN ('full', 'incremental')) AS last_sync,
        max(started_at) FILTER (WHERE mode IN ('full', 'incremental', 'status')) AS last_status,
+       max(started_at) FILTER (WHERE mode = 'policy') AS last_policy,
+       max(finished_at) FILTER (WHERE mode = 'full' AND ok) AS last_full,
+       max(finished_at) FILTER (WHERE mode IN ('full', 'incremental') AND ok) AS last_synced,
        now() AS now
 FROM sync_runs WHERE started_at > now() - interval '2 days'
 GROUP BY operator_id
@@ -49,6 +55,7 @@ class FeedScheduler:
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=max(1, settings.feed.max_workers), thread_name_prefix="feed-pull")
         self._running: dict[str, Future] = {}
+        self._policies: dict[str, Future] = {}
         self._last_prune = 0.0
         self._last_push_log = time.monotonic()
 
@@ -105,7 +112,24 @@ class FeedScheduler:
                     pull_statuses, self.engine, self.settings, ep, respect_circuit=True,
                     skip_if_ran_within_s=f.status_interval_s * 0.9)
                 started.append(f"{ep.operator_id}:status")
+            if row is not None and self._policies_due(ep.operator_id, row):
+                self._policies[ep.operator_id] = self._pool.submit(pull_policies, self.engine, self.settings, ep)
+                started.append(f"{ep.operator_id}:policies")
         return started
+
+    def _policies_due(self, operator_id: str, row) -> bool:  # noqa: ANN001
+        """Business policies are pulled after each full sync and then every ``policy_interval_s``
+        (only once the operator's stations have been pulled at all)."""
+        fut = self._policies.get(operator_id)
+        if fut is not None and not fut.done():
+            return False
+        if row.last_synced is None:  # nothing to price before the stations were pulled once
+            return False
+        if row.last_policy is None:
+            return True
+        if row.last_full is not None and row.last_full > row.last_policy:
+            return True
+        return (row.now - row.last_policy).total_seconds() >= self.settings.feed.policy_interval_s
 
     def _log_pushes(self) -> None:
         counts = getattr(self.receiver, "counts", None)

@@ -174,7 +174,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("portal_site.cli_geo", "geo"),
     ("portal_site.cli_apikeys", "apikeys"),
     ("ingest.simulator.cli", "simulate_operator"),
-    ("ingest.cli", "feed"), ("ingest.cli", "stations"), ("ingest.cli", "demo"),
+    ("ingest.cli", "feed"), ("ingest.cli", "stations"), ("ingest.cli", "demo"), ("ingest.cli", "orders"),
     ("portal_site.cli_accounts", "outbox"),
 ]
 

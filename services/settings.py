@@ -97,6 +97,8 @@ class FeedSettings(BaseSettings):
     timestamp_window_s: int = 600
     max_body_bytes: int = 2 * 1024 * 1024
     """Largest request body the receiver reads; larger ones get Ret 4003 with HTTP 413."""
+    check_max_body_bytes: int = 32 * 1024 * 1024
+    """The same for check_charge_orders, whose list of a busy day is larger (50,000 orders: ~5 MB)."""
 
     token_ttl_s: int = 7200
     api_version: str = "v20160701"

@@ -56,14 +56,17 @@ def _answer(status: int, envelope: dict) -> Response:
 @post("/evcs/{version:str}/{interface:str}", include_in_schema=False, status_code=200,
       request_max_body_size=None)
 async def evcs_interface(request: Request, version: FromPath[str], interface: FromPath[str]) -> Response:
-    """query_token, notification_stationStatus and notification_stationInfo (see ingest.receiver).
+    """query_token, notification_stationStatus, notification_stationInfo, notification_charge_order_info
+    and check_charge_orders (see ingest.receiver).
 
     Every answer, errors included, is a signed T/CEC envelope: a body over
-    ``ZHCHARGE_FEED_MAX_BODY_BYTES`` gets Ret 4003 with HTTP 413, never the framework's bare 413."""
+    ``ZHCHARGE_FEED_MAX_BODY_BYTES`` (``..._CHECK_MAX_BODY_BYTES`` for a day's reconciliation list) gets
+    Ret 4003 with HTTP 413, never the framework's bare 413."""
     receiver = _receiver(request.app)
     if not _VERSION.fullmatch(version):
         return _answer(404, receiver.refuse(Ret.BUSINESS, f"unknown interface version {version[:20]!r}"))
-    limit = receiver.settings.feed.max_body_bytes
+    feed = receiver.settings.feed
+    limit = feed.check_max_body_bytes if interface == "check_charge_orders" else feed.max_body_bytes
     body = await _read_body(request, limit)
     if body is None:
         return _answer(413, receiver.refuse(Ret.ENVELOPE, f"request body larger than {limit} bytes"))
@@ -79,8 +82,11 @@ def on_startup(app: Litestar) -> None:
         from ingest.scheduler import FeedScheduler
 
         db: Database = app.state["db"]
+        from ingest.policies import pull_station_policies
+
         scheduler = FeedScheduler(db.engine, settings, receiver=receiver)
         scheduler.start()
+        receiver.on_stations_changed = lambda op, pks: pull_station_policies(db.engine, settings, op, pks)
         app.state["feed_scheduler"] = scheduler
 
 

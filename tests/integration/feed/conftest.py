@@ -99,7 +99,8 @@ def register_sim(engine: Engine, sim: Sim, *, api_version: str = "v20160701") ->
 
 def forget_operators(engine: Engine, operator_ids: list[str]) -> None:
     with engine.begin() as conn:
-        for table in ("connector_status", "sync_runs", "feed_push_seen", "feed_tokens"):
+        for table in ("connector_status", "sync_runs", "feed_push_seen", "feed_tokens", "charge_orders", "order_checks",
+                      "connector_tariffs"):
             conn.execute(text(f"DELETE FROM {table} WHERE operator_id = ANY(:ids)"), {"ids": operator_ids})
         conn.execute(text("DELETE FROM operators WHERE operator_id = ANY(:ids)"), {"ids": operator_ids})
 

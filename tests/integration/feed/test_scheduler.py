@@ -34,9 +34,18 @@ def test_two_schedulers_pull_each_operator_once(engine, sim, registered, db_url,
         time.sleep(1.1)
         sim.faults(reset=True)
         started = a.tick()
-        assert sorted(started) == sorted(f"{op}:status" for op in sim.operator_ids)
+        # statuses are due, and the business policies after the first full sync (issue 15)
+        assert sorted(started) == sorted([f"{op}:status" for op in sim.operator_ids]
+                                         + [f"{op}:policies" for op in sim.operator_ids])
         statuses = _wait(a)
         assert all(r.ok and r.statuses > 0 for r in statuses if r.operator_id in sim.operator_ids)
+        for fut in a._policies.values():
+            assert fut.result(timeout=60).ok
+        assert not [s for s in b.tick() if s.endswith(":policies")]  # pulled once, not again by the other
+        with engine.connect() as conn:
+            policy_runs = conn.execute(text("SELECT operator_id FROM sync_runs WHERE operator_id = ANY(:ids) "
+                                            "AND mode = 'policy' AND ok"), {"ids": sim.operator_ids}).scalars().all()
+        assert sorted(policy_runs) == sorted(sim.operator_ids)
     finally:
         a.stop()
         b.stop()

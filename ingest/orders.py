@@ -1,0 +1,54 @@
+"""The receiver's side of T/CEC 102 part 3: ``notification_charge_order_info`` and
+``check_charge_orders`` pushed by an operator.
+
+Each request is one transaction: the envelope's replay check (``feed_push_seen``), then the order
+(checked and stored by :mod:`services.orders.store`) or the reconciliation
+(:mod:`services.orders.reconcile`). Only after the commit is the answer sent, so an order that
+could not be stored is never acknowledged. Data that cannot be read is Ret 4004 with a Msg
+naming the field, and nothing is stored. A resend of the same envelope, or of the same order in a
+new envelope, gets the same answer again and changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine
+
+from ingest.errors import ProtocolError, Ret
+from ingest.replay import claim_envelope
+from services.orders.checks import OrderInvalid, read_order
+from services.orders.reconcile import read_check, reconcile
+from services.orders.store import store_order
+
+__all__ = ["ORDER_INTERFACES", "charge_order", "check_orders"]
+
+ORDER_INTERFACES = ("notification_charge_order_info", "check_charge_orders")
+
+
+def _business(exc: OrderInvalid) -> ProtocolError:
+    return ProtocolError(Ret.BUSINESS, exc.message[:500])
+
+
+def charge_order(engine: Engine, operator_id: str, parsed: Any) -> dict[str, Any]:
+    """Store one finished order; the answer's Data: StartChargeSeq, ConnectorID, ConfirmResult."""
+    try:
+        order = read_order(parsed.data)
+    except OrderInvalid as exc:
+        raise _business(exc) from None
+    with engine.begin() as conn:
+        claim_envelope(conn, operator_id, parsed)
+        stored = store_order(conn, operator_id, order, parsed.data, datetime.now(UTC))
+    return {"StartChargeSeq": order.seq, "ConnectorID": order.connector_id, "ConfirmResult": stored.confirm_result}
+
+
+def check_orders(engine: Engine, operator_id: str, parsed: Any) -> dict[str, Any]:
+    """Reconcile one day's list; the answer's Data lists the disputes."""
+    try:
+        check = read_check(parsed.data)
+    except OrderInvalid as exc:
+        raise _business(exc) from None
+    with engine.begin() as conn:
+        claim_envelope(conn, operator_id, parsed)
+        return reconcile(conn, operator_id, check)
