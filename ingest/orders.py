@@ -1,10 +1,10 @@
 """The receiver's side of T/CEC 102 part 3: ``notification_charge_order_info`` and
 ``check_charge_orders`` pushed by an operator.
 
-Each request is one transaction: the envelope's replay check (``feed_push_seen``), then the order
-(checked and stored by :mod:`services.orders.store`) or the reconciliation
-(:mod:`services.orders.reconcile`). Only after the commit is the answer sent, so an order that
-could not be stored is never acknowledged. Data that cannot be read is Ret 4004 with a Msg
+An order is read, checked and stored by :mod:`services.orders.store` (the envelope's replay claim
+in ``feed_push_seen`` and the insert in one atomic statement); a reconciliation is one transaction
+(:mod:`services.orders.reconcile`). Only after the commit is the answer sent, so an order that could
+not be stored is never acknowledged. Data that cannot be read is Ret 4004 with a Msg
 naming the field, and nothing is stored. A resend of the same envelope, or of the same order in a
 new envelope, gets the same answer again and changes nothing.
 """
@@ -20,7 +20,7 @@ from ingest.errors import ProtocolError, Ret
 from ingest.replay import claim_envelope
 from services.orders.checks import OrderInvalid, read_order
 from services.orders.reconcile import read_check, reconcile
-from services.orders.store import store_order
+from services.orders.store import SeqReused, store_order
 
 __all__ = ["ORDER_INTERFACES", "charge_order", "check_orders"]
 
@@ -32,14 +32,20 @@ def _business(exc: OrderInvalid) -> ProtocolError:
 
 
 def charge_order(engine: Engine, operator_id: str, parsed: Any) -> dict[str, Any]:
-    """Store one finished order; the answer's Data: StartChargeSeq, ConnectorID, ConfirmResult."""
+    """Store one finished order; the answer's Data: StartChargeSeq, ConnectorID, ConfirmResult.
+    Two statements (``services.orders.store``); on the receiver's autocommit engine each is its own
+    transaction and the second is atomic."""
     try:
         order = read_order(parsed.data)
     except OrderInvalid as exc:
         raise _business(exc) from None
-    with engine.begin() as conn:
-        claim_envelope(conn, operator_id, parsed)
-        stored = store_order(conn, operator_id, order, parsed.data, datetime.now(UTC))
+    with engine.connect() as conn:
+        try:
+            stored = store_order(conn, operator_id, order, parsed.data, datetime.now(UTC), envelope=parsed)
+        except SeqReused:
+            raise ProtocolError(Ret.ENVELOPE, f"Seq {parsed.seq} was already used in second {parsed.raw['TimeStamp']}; "
+                                "resend with a new Seq") from None
+        conn.commit()  # a no-op on the receiver's autocommit engine
     return {"StartChargeSeq": order.seq, "ConnectorID": order.connector_id, "ConfirmResult": stored.confirm_result}
 
 

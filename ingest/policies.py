@@ -194,11 +194,14 @@ def pull_policies(engine: Engine, settings: Settings, ep: EndpointInfo, *, stati
 
 
 def pull_policies_all(engine: Engine, settings: Settings, *, operator_id: str | None = None) -> list[PolicyResult]:
-    """Every pullable operator (or one), one after the other."""
+    """Every pullable operator (or the one named), ``FeedSettings.max_workers`` operators at once."""
     with engine.connect() as conn:
-        eps = load_endpoints(conn, operator_id)
-    return [pull_policies(engine, settings, ep, wait_lock_s=5.0) for ep in eps
-            if ep.enabled and (operator_id is not None or ep.pullable)]
+        eps = [ep for ep in load_endpoints(conn, operator_id) if ep.enabled and (operator_id is not None or ep.pullable)]
+    if not eps:
+        return []
+    with ThreadPoolExecutor(max_workers=max(1, min(settings.feed.max_workers, len(eps))),
+                            thread_name_prefix="policy-op") as pool:
+        return list(pool.map(lambda ep: pull_policies(engine, settings, ep, wait_lock_s=5.0), eps))
 
 
 def pull_station_policies(engine: Engine, settings: Settings, operator_id: str, station_pks: Sequence[int]) -> None:

@@ -340,9 +340,10 @@ class Receiver:
         return {"Status": 0}
 
     def _part3(self, interface: str, inbound: _Inbound, parsed: Any) -> dict:
-        handler = charge_order if interface == "notification_charge_order_info" else check_orders
         try:
-            return handler(self.engine, inbound.secrets.operator_id, parsed)
+            if interface == "notification_charge_order_info":  # the hot path: autocommit, two statements
+                return charge_order(self.push_engine, inbound.secrets.operator_id, parsed)
+            return check_orders(self.engine, inbound.secrets.operator_id, parsed)
         except DBAPIError as exc:
             if is_disconnect(exc):
                 raise _Unavailable() from exc

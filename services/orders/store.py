@@ -2,13 +2,17 @@
 
 :func:`store_order` runs the checks of :mod:`services.orders.checks` against what we know (the
 connector's power and references, the tariff version in force at each detail's start) and
-stores the order with its verdict, in the caller's transaction:
+stores the order with its verdict:
 
 * the same content again (however formatted: the digest is of the figures) is a duplicate: the
   first version's ConfirmResult is answered again and nothing is written;
 * different figures for a known StartChargeSeq are a revision: a new version becomes ``latest``,
   the previous ones stay, and the revision is a finding on the new one;
 * concurrent pushes of one order serialise on a transaction-scoped advisory lock.
+
+Two round trips: one query reads the connector and its tariff history, ``zh_store_order``
+(``sql/functions/order_store.sql``) does the replay claim, lock, duplicate check, versioning and
+insert in one statement.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Any
 from sqlalchemy import text
 
 from services.orders.checks import ConnectorRef, Order, TariffInForce, Verdict, check_order
-from services.prices.store import in_force, tariff_history
+from services.prices.store import TariffVersion, in_force
+from services.prices.tariff import Tariff
 
-__all__ = ["StoredOrder", "details_json", "store_order"]
+__all__ = ["SeqReused", "StoredOrder", "details_json", "store_order"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,23 +41,36 @@ class StoredOrder:
     verdict: Verdict | None
 
 
-_CONNECTOR = text("""
-SELECT c.power_kw, c.station_pk, s.station_id, e.equipment_id
-FROM connectors c JOIN stations s ON s.id = c.station_pk JOIN equipment e ON e.id = c.equipment_pk
-WHERE c.operator_id = :op AND c.connector_id = :c
+_CONTEXT = text("""
+SELECT c.power_kw, c.station_pk, s.station_id, e.equipment_id,
+       v.id AS version_id, v.tariff_id, t.periods, v.source, v.problems, v.first_seen_at, v.last_seen_at, v.valid_to
+FROM (SELECT 1) AS one
+LEFT JOIN connectors c ON c.operator_id = :op AND c.connector_id = :c
+LEFT JOIN stations s ON s.id = c.station_pk
+LEFT JOIN equipment e ON e.id = c.equipment_pk
+LEFT JOIN connector_tariffs v ON v.operator_id = :op AND v.connector_id = :c
+LEFT JOIN tariffs t ON t.id = v.tariff_id
+ORDER BY v.first_seen_at, v.id
 """)
-_VERSIONS = text("""
-SELECT id, version, digest, confirm_result, total_power, total_money FROM charge_orders
-WHERE operator_id = :op AND start_charge_seq = :seq ORDER BY version
+_STORE = text("""
+SELECT outcome, confirm_result, version FROM zh_store_order(
+    :op, :ts, :envelope_seq, :sig, :seq, :digest, :connector, :station, :start, :end, :day, :power, :elec, :service,
+    :money, CAST(:stop AS smallint), CAST(:sum_period AS smallint), CAST(:details AS jsonb),
+    CAST(:confirm AS smallint), CAST(:findings AS jsonb), :at_tariff, :overcharge, CAST(:tariff_versions AS bigint[]),
+    CAST(:raw AS jsonb))
 """)
-_INSERT = text("""
-INSERT INTO charge_orders (operator_id, start_charge_seq, version, latest, digest, connector_id, station_pk,
-    start_time, end_time, day, total_power, total_elec_money, total_service_money, total_money, stop_reason,
-    sum_period, details, confirm_result, findings, at_tariff, overcharge_yuan, tariff_versions, raw)
-VALUES (:op, :seq, :version, true, :digest, :connector, :station, :start, :end, :day, :power, :elec, :service,
-    :money, :stop, :sum_period, CAST(:details AS jsonb), :confirm, CAST(:findings AS jsonb), :at_tariff, :overcharge,
-    :tariff_versions, CAST(:raw AS jsonb))
-""")
+
+_TARIFFS: dict[int, Tariff] = {}
+
+
+def _tariff(tariff_id: int, periods: Any) -> Tariff:
+    """Tariff rows never change (a new price is a new row): parse each once per process."""
+    t = _TARIFFS.get(tariff_id)
+    if t is None:
+        if len(_TARIFFS) > 50_000:
+            _TARIFFS.clear()
+        t = _TARIFFS[tariff_id] = Tariff.from_json(periods)
+    return t
 
 
 def details_json(order: Order) -> str:
@@ -61,18 +79,23 @@ def details_json(order: Order) -> str:
                         "service_money": str(d.service_money)} for d in order.details])
 
 
-def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: datetime) -> StoredOrder:
-    """Check and store one order (see the module doc); returns what to answer."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('zhcharge.order'), hashtext(:k))"),
-                 {"k": f"{operator_id}:{order.seq}"})
-    versions = conn.execute(_VERSIONS, {"op": operator_id, "seq": order.seq}).all()
-    digest = order.digest()
-    for v in versions:
-        if v.digest == digest:
-            return StoredOrder(v.confirm_result, v.version, True, False, None)
-    row = conn.execute(_CONNECTOR, {"op": operator_id, "c": order.connector_id}).first()
-    connector = (ConnectorRef(Decimal(row.power_kw), row.station_id, row.equipment_id) if row is not None else None)
-    history = tariff_history(conn, operator_id, order.connector_id)
+class SeqReused(Exception):
+    """Another envelope already used this (OperatorID, TimeStamp second, Seq)."""
+
+
+def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: datetime, *, envelope: Any) -> StoredOrder:
+    """Check and store one order (see the module doc) in two statements; returns what to answer.
+
+    ``conn`` may be an autocommit connection: ``zh_store_order`` (migration 1401) is atomic on its
+    own. ``envelope`` carries the push's ``timestamp``, ``seq`` and ``raw["Sig"]`` for the replay
+    claim (:class:`SeqReused` when another envelope used them)."""
+    rows = conn.execute(_CONTEXT, {"op": operator_id, "c": order.connector_id}).all()
+    first = rows[0]
+    connector = (ConnectorRef(Decimal(first.power_kw), first.station_id, first.equipment_id)
+                 if first.power_kw is not None else None)
+    history = [TariffVersion(r.version_id, _tariff(r.tariff_id, r.periods) if r.tariff_id is not None else None,
+                             r.source, tuple(r.problems or ()), r.first_seen_at, r.last_seen_at, r.valid_to)
+               for r in rows if r.version_id is not None]
 
     def tariff_at(moment: datetime) -> TariffInForce | None:
         version, assumed = in_force(history, moment)
@@ -81,21 +104,18 @@ def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: dateti
         return TariffInForce(version.tariff, version.id, assumed)
 
     verdict = check_order(order, connector, tariff_at, now)
-    number = (versions[-1].version + 1) if versions else 1
-    if versions:
-        prev = versions[-1]
-        verdict.add("revision", "revised", f"version {number} replaces version {prev.version} (TotalPower "
-                    f"{prev.total_power} → {order.total_power}, TotalMoney {prev.total_money} → {order.total_money})",
-                    "warning")
-        conn.execute(text("UPDATE charge_orders SET latest = false WHERE operator_id = :op AND start_charge_seq = :seq "
-                          "AND latest"), {"op": operator_id, "seq": order.seq})
-    conn.execute(_INSERT, {
-        "op": operator_id, "seq": order.seq, "version": number, "digest": digest, "connector": order.connector_id,
-        "station": row.station_pk if row is not None else None, "start": order.start, "end": order.end,
-        "day": order.day, "power": order.total_power, "elec": order.total_elec_money,
-        "service": order.total_service_money, "money": order.total_money, "stop": order.stop_reason,
-        "sum_period": order.sum_period, "details": details_json(order), "confirm": verdict.confirm_result,
-        "findings": json.dumps([f.to_json() for f in verdict.findings], ensure_ascii=False),
+    out = conn.execute(_STORE, {
+        "op": operator_id, "ts": envelope.timestamp, "envelope_seq": envelope.seq, "sig": envelope.raw["Sig"],
+        "seq": order.seq, "digest": order.digest(), "connector": order.connector_id, "station": first.station_pk,
+        "start": order.start, "end": order.end, "day": order.day, "power": order.total_power,
+        "elec": order.total_elec_money, "service": order.total_service_money, "money": order.total_money,
+        "stop": order.stop_reason, "sum_period": order.sum_period, "details": details_json(order),
+        "confirm": verdict.confirm_result, "findings": json.dumps([f.to_json() for f in verdict.findings],
+                                                                  ensure_ascii=False),
         "at_tariff": verdict.at_tariff, "overcharge": verdict.overcharge, "tariff_versions": verdict.tariff_versions,
-        "raw": json.dumps(raw, ensure_ascii=False, default=str)})
-    return StoredOrder(verdict.confirm_result, number, False, number > 1, verdict)
+        "raw": json.dumps(raw, ensure_ascii=False, default=str)}).one()
+    if out.outcome == "seq_reused":
+        raise SeqReused()
+    duplicate = out.outcome == "duplicate"
+    return StoredOrder(out.confirm_result, out.version, duplicate, not duplicate and out.version > 1,
+                       None if duplicate else verdict)

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.orders.sample import billed_order
 from services.orders.checks import ConnectorRef, OrderInvalid, TariffInForce, check_order, read_order
 from services.prices.tariff import CHINA_TZ, Cap, Tariff, from_fee_texts, merge_cheapest, money, read_policy
 
@@ -85,21 +86,7 @@ def test_estimate_crosses_periods_and_midnight() -> None:
 
 def make_order(tariff: Tariff, start: datetime, end: datetime, power_kw: Decimal, *, factor: Decimal = Decimal("0.8"),
                bump: Decimal = Decimal(0), seq: str = "MA5OP0001000000000000000001") -> dict:
-    """An order billed by ``tariff`` (``bump`` added to the service price), as a platform would."""
-    details = []
-    for a, b, p in tariff.segments(start, end):
-        kwh = (power_kw * Decimal((b - a).total_seconds()) / 3600 * factor).quantize(Decimal("0.01"))
-        service = p.service + bump
-        details.append({"DetailStartTime": f"{a:%Y-%m-%d %H:%M:%S}", "DetailEndTime": f"{b:%Y-%m-%d %H:%M:%S}",
-                        "ElecPrice": str(p.electricity), "SevicePrice": str(service), "DetailPower": str(kwh),
-                        "DetailElecMoney": str(money(p.electricity * kwh)), "DetailSeviceMoney": str(money(service * kwh))})
-    tp = sum(Decimal(d["DetailPower"]) for d in details)
-    te = sum(Decimal(d["DetailElecMoney"]) for d in details)
-    ts = sum(Decimal(d["DetailSeviceMoney"]) for d in details)
-    return {"StartChargeSeq": seq, "ConnectorID": "C1", "StartTime": f"{start:%Y-%m-%d %H:%M:%S}",
-            "EndTime": f"{end:%Y-%m-%d %H:%M:%S}", "TotalPower": str(tp), "TotalElecMoney": str(te),
-            "TotalSeviceMoney": str(ts), "TotalMoney": str(te + ts), "StopReason": 0, "SumPeriod": len(details),
-            "ChargeDetails": details}
+    return billed_order(tariff, start, end, power_kw, connector_id="C1", seq=seq, factor=factor, bump=bump)
 
 
 NOW = china(12, day=6)
