@@ -108,9 +108,9 @@ def parse_china_time(value: Any, name: str) -> datetime:
     """
     text = value.strip() if isinstance(value, str) else ""
     try:
-        if len(text) != 19 or text[10] not in " T":
+        if len(text) != 19 or text[10] not in " T" or text[4] != "-" or text[7] != "-" or not text[:4].isdigit():
             raise ValueError
-        return datetime.strptime(text.replace("T", " "), "%Y-%m-%d %H:%M:%S").replace(tzinfo=CHINA_TZ)
+        return datetime.fromisoformat(text).replace(tzinfo=CHINA_TZ)  # the C parser: this is the hot path
     except ValueError:
         raise OrderInvalid(f'{name} {str(value)[:30]!r} is not a time "yyyy-MM-dd HH:mm:ss"', param=name) from None
 

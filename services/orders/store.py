@@ -23,7 +23,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
 
 from services.orders.checks import ConnectorRef, Order, TariffInForce, Verdict, check_order
 from services.prices.store import TariffVersion, in_force
@@ -41,24 +40,26 @@ class StoredOrder:
     verdict: Verdict | None
 
 
-_CONTEXT = text("""
+# Driver SQL (exec_driver_sql, psycopg2 parameters): no compile step on the hot path.
+_CONTEXT = """
 SELECT c.power_kw, c.station_pk, s.station_id, e.equipment_id,
        v.id AS version_id, v.tariff_id, t.periods, v.source, v.problems, v.first_seen_at, v.last_seen_at, v.valid_to
 FROM (SELECT 1) AS one
-LEFT JOIN connectors c ON c.operator_id = :op AND c.connector_id = :c
+LEFT JOIN connectors c ON c.operator_id = %(op)s AND c.connector_id = %(c)s
 LEFT JOIN stations s ON s.id = c.station_pk
 LEFT JOIN equipment e ON e.id = c.equipment_pk
-LEFT JOIN connector_tariffs v ON v.operator_id = :op AND v.connector_id = :c
+LEFT JOIN connector_tariffs v ON v.operator_id = %(op)s AND v.connector_id = %(c)s
 LEFT JOIN tariffs t ON t.id = v.tariff_id
 ORDER BY v.first_seen_at, v.id
-""")
-_STORE = text("""
+"""
+_STORE = """
 SELECT outcome, confirm_result, version FROM zh_store_order(
-    :op, :ts, :envelope_seq, :sig, :seq, :digest, :connector, :station, :start, :end, :day, :power, :elec, :service,
-    :money, CAST(:stop AS smallint), CAST(:sum_period AS smallint), CAST(:details AS jsonb),
-    CAST(:confirm AS smallint), CAST(:findings AS jsonb), :at_tariff, :overcharge, CAST(:tariff_versions AS bigint[]),
-    CAST(:raw AS jsonb))
-""")
+    %(op)s, %(ts)s, %(envelope_seq)s, %(sig)s, %(seq)s, %(digest)s, %(connector)s, %(station)s, %(start)s,
+    %(end)s, %(day)s, %(power)s, %(elec)s, %(service)s, %(money)s, CAST(%(stop)s AS smallint),
+    CAST(%(sum_period)s AS smallint), CAST(%(details)s AS jsonb), CAST(%(confirm)s AS smallint),
+    CAST(%(findings)s AS jsonb), %(at_tariff)s, %(overcharge)s, CAST(%(tariff_versions)s AS bigint[]),
+    CAST(%(raw)s AS jsonb))
+"""
 
 _TARIFFS: dict[int, Tariff] = {}
 
@@ -89,7 +90,7 @@ def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: dateti
     ``conn`` may be an autocommit connection: ``zh_store_order`` (migration 1401) is atomic on its
     own. ``envelope`` carries the push's ``timestamp``, ``seq`` and ``raw["Sig"]`` for the replay
     claim (:class:`SeqReused` when another envelope used them)."""
-    rows = conn.execute(_CONTEXT, {"op": operator_id, "c": order.connector_id}).all()
+    rows = conn.exec_driver_sql(_CONTEXT, {"op": operator_id, "c": order.connector_id}).all()
     first = rows[0]
     connector = (ConnectorRef(Decimal(first.power_kw), first.station_id, first.equipment_id)
                  if first.power_kw is not None else None)
@@ -104,7 +105,7 @@ def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: dateti
         return TariffInForce(version.tariff, version.id, assumed)
 
     verdict = check_order(order, connector, tariff_at, now)
-    out = conn.execute(_STORE, {
+    out = conn.exec_driver_sql(_STORE, {
         "op": operator_id, "ts": envelope.timestamp, "envelope_seq": envelope.seq, "sig": envelope.raw["Sig"],
         "seq": order.seq, "digest": order.digest(), "connector": order.connector_id, "station": first.station_pk,
         "start": order.start, "end": order.end, "day": order.day, "power": order.total_power,
