@@ -7,7 +7,8 @@ Rules every endpoint follows
   over the limit) are counted in the database so all worker processes share them
   (:mod:`services.search.ratelimit`). A key (``X-API-Key`` header or ``api_key`` parameter)
   raises the limit; an unknown or revoked key is a 401.
-- ETags are ``W/"<stations data version>-<hash of path and query>"``; ``If-None-Match`` gives 304.
+- ETags are ``W/"<stations data version>-<hash of path and query>"`` (the station detail, whose
+  prices depend on the time, hashes its content instead); ``If-None-Match`` gives 304.
 - Coordinates in: WGS84. Out: ``crs=wgs84`` (default) or ``gcj02``.
 """
 

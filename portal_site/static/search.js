@@ -188,12 +188,15 @@
   }
 
   /* --- API ---------------------------------------------------------------------------------- */
-  var seq = 0;
-  function fetchSearch(params) {
-    var my = ++seq;
+  /* Searches and count refreshes are numbered apart: a newer one of the same kind supersedes an
+   * older one, but a count refresh never discards a search's results. */
+  var seq = {search: 0, counts: 0};
+  function fetchSearch(params, kind) {
+    kind = kind || 'search';
+    var my = ++seq[kind];
     var url = '/api/v1/stations?' + params.toString();
     return fetch(url, {headers: {Accept: 'application/json'}}).then(function (r) {
-      if (my !== seq) return null;  // a newer request superseded this one
+      if (my !== seq[kind]) return null;  // a newer request superseded this one
       if (r.status === 429) throw new Error('429');
       if (!r.ok) return r.json().then(function (b) { throw new Error(b.message || String(r.status)); });
       return r.json();
@@ -212,7 +215,7 @@
     countTimer = setTimeout(function () {
       var p = filterQuery();
       p.set('limit', '1');
-      fetchSearch(p).then(function (body) {
+      fetchSearch(p, 'counts').then(function (body) {
         if (!body) return;
         state.facets = body.facets;
         renderChips();
@@ -223,6 +226,8 @@
   /* Apply: results, map tiles, URL. */
   function runSearch(opts) {
     opts = opts || {};
+    clearTimeout(countTimer);  // the search brings the counts of this very selection
+    seq.counts++;              // and a count refresh still on its way must not overwrite them
     var p = filterQuery();
     var shared = p.toString();
     if (window.zhMap && window.zhMap.setFilters) window.zhMap.setFilters(shared);
