@@ -25,6 +25,7 @@ from functools import partial
 from typing import Annotated, Any
 
 import anyio.to_thread
+import msgspec
 from litestar import MediaType, Request, Response, Router, get
 from litestar.datastructures import MutableScopeHeaders
 from litestar.di import Provide
@@ -238,9 +239,9 @@ def get_station(request: Request, db: Database, settings: Settings,
     # content: a new period (``until``), a new tariff version or a status change each give a new tag,
     # and nothing else does (the estimate starts at the current minute, so requests within it match).
     until = next_change(item)
-    etag = _etag(request, until.isoformat() if until else "",
-                 json.dumps(item, default=str, sort_keys=True, ensure_ascii=False))
-    return _cached(request, etag, item)
+    body = msgspec.json.encode(item)  # encoded once: hashed for the tag and sent as it is
+    etag = _etag(request, until.isoformat() if until else "", hashlib.sha256(body).hexdigest())
+    return _cached(request, etag, body)
 
 
 @get("/stations.geojson", sync_to_thread=True, dependencies=_SEARCH_DEPS, tags=["stations"],
