@@ -26,10 +26,12 @@ Days D-1 and D-3 are not reconciled. Operator B has one clean order (for isolati
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import text
@@ -37,14 +39,15 @@ from sqlalchemy.engine import Engine
 
 from services.orders.checks import read_order
 from services.orders.reconcile import read_check, reconcile
-from services.orders.store import store_order
+from services.orders.sample import billed_order
+from services.orders.store import StoredOrder, store_order
 from services.orders.window import china_today
 from services.prices.store import TariffWrite, store_tariffs
 from services.prices.tariff import CHINA_TZ, Cap, money, read_policy
 from tests.accounts_helpers import create_operator_user, insert_station
-from tests.unit.test_prices_orders import GUANGDONG, make_order, policy
+from tests.unit.test_prices_orders import GUANGDONG, policy
 
-__all__ = ["World", "build_world", "china_at", "pushed_order"]
+__all__ = ["World", "build_world", "china_at", "push", "pushed_order"]
 
 CAP = Cap(Decimal("2.0000"))
 PEAKY = [("000000", "0.5", "0.8"), ("100000", "1.5", "0.8"), ("120000", "0.5", "0.8")]  # peak 2.30 > 2.00
@@ -82,10 +85,19 @@ def pushed_order(tariff_rows: list, connector: str, day: date, start_h: int, min
     yuan/kWh added to the service price), starting at ``start_h``:30 China time on ``day``."""
     tariff = read_policy(policy(tariff_rows)).tariff
     start = china_at(day, start_h, 30)
-    data = make_order(tariff, start, start + timedelta(minutes=minutes), Decimal(power_kw), bump=Decimal(bump),
-                      seq=f"{secrets.token_hex(4).upper()}{secrets.randbelow(10**18):019d}")
-    data["ConnectorID"] = connector
-    return data
+    return billed_order(tariff, start, start + timedelta(minutes=minutes), Decimal(power_kw), bump=Decimal(bump),
+                        connector_id=connector, seq=f"{secrets.token_hex(4).upper()}{secrets.randbelow(10**18):019d}")
+
+
+_PUSHES = itertools.count(1)
+
+
+def push(conn: Any, operator_id: str, data: dict[str, Any]) -> StoredOrder:
+    """Store ``data`` as the receiver does: read, checked and stored under a fresh envelope (the
+    push's TimeStamp second, Seq and Sig, for the replay claim)."""
+    envelope = SimpleNamespace(timestamp=datetime.now(UTC).replace(microsecond=0), seq=f"{next(_PUSHES):04d}",
+                               raw={"Sig": secrets.token_hex(16)})
+    return store_order(conn, operator_id, read_order(data), data, datetime.now(CHINA_TZ), envelope=envelope)
 
 
 def build_world(engine: Engine, *, tag: str | None = None) -> World:
@@ -134,14 +146,12 @@ def build_world(engine: Engine, *, tag: str | None = None) -> World:
     o["ac"] = pushed_order(PEAKY, c3, days["D-3"], 10, 60, 7)
     o["b"] = pushed_order(GUANGDONG, cb, days["D-2"], 9, 60, 60)
 
-    now = datetime.now(CHINA_TZ)
     results = {}
     with engine.begin() as conn:
         for key, data in o.items():
-            op = b["operator_id"] if key == "b" else a["operator_id"]
-            results[key] = store_order(conn, op, read_order(data), data, now)
-        results["revised2"] = store_order(conn, a["operator_id"], read_order(revised2), revised2, now)
-        store_order(conn, a["operator_id"], read_order(o["clean"]), o["clean"], now)  # an exact resend: nothing new
+            results[key] = push(conn, b["operator_id"] if key == "b" else a["operator_id"], data)
+        results["revised2"] = push(conn, a["operator_id"], revised2)
+        push(conn, a["operator_id"], o["clean"])  # an exact resend: nothing new
         for key in o:
             op = b["operator_id"] if key == "b" else a["operator_id"]
             w.ids[key] = conn.execute(text("SELECT id FROM charge_orders WHERE operator_id = :op AND "

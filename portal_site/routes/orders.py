@@ -30,6 +30,7 @@ from services.orders import pages
 from services.orders.execution import COLUMNS, REASONS
 from services.orders.window import Window
 from services.params import int_param, page_param
+from services.prices import oversight
 from services.prices.oversight import BASES, operator_tariffs, tariff_counts
 from services.prices.store import cap_at
 from services.settings import Settings
@@ -37,8 +38,7 @@ from services.settings import Settings
 __all__ = ["ROUTES", "context", "price_bar"]
 
 OP = [auth.require_operator]
-SOURCES = {"policy": ("业务策略", "business policy"), "fee_text": ("收费文本解析", "parsed fee text"),
-           "mixed": ("混合", "mixed"), None: ("无电价", "no tariff")}
+SOURCES = {**oversight.SOURCES, None: ("无电价", "no tariff")}
 SEVERITIES = {"error": ("错误", "error", "bad"), "warning": ("提醒", "warning", "warn"), "info": ("说明", "note", "")}
 
 

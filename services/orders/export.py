@@ -20,7 +20,7 @@ from openpyxl.utils import get_column_letter
 
 from services.orders.execution import COLUMNS, REASONS
 from services.orders.pages import RECONCILE_STATES
-from services.prices.oversight import BASES
+from services.prices.oversight import BASES, SOURCES
 from services.prices.tariff import CHINA_TZ
 
 __all__ = ["XLSX_MEDIA_TYPE", "execution_xlsx"]
@@ -28,7 +28,6 @@ __all__ = ["XLSX_MEDIA_TYPE", "execution_xlsx"]
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 FORMATS = {"yuan": "#,##0.00", "kwh": "#,##0.00", "price": "0.0000", "pct": "0.0", "n": "0",
            "time": "yyyy-mm-dd hh:mm:ss", "day": "yyyy-mm-dd"}
-SOURCES = {"policy": ("业务策略", "business policy"), "fee_text": ("收费文本", "fee text"), "mixed": ("混合", "mixed")}
 
 
 def _cell(value: Any) -> Any:
@@ -62,7 +61,7 @@ def _sheet(wb: Workbook, title: str, columns: Sequence[tuple[str, str, str, str]
     ws.freeze_panes = "A2"
 
 
-_FIGURES = [(k, zh, en, kind) for k, zh, en, kind in COLUMNS]
+_FIGURES = COLUMNS
 _OPERATOR = [("operator_name", "运营商", "operator", "s"), ("operator_id", "运营商编号", "OperatorID", "s")]
 
 

@@ -23,11 +23,13 @@ from services.errors import BadRequest
 from services.prices.store import set_cap
 from services.prices.tariff import CHINA_TZ, MAX_PRICE, Cap, Tariff
 
-__all__ = ["CapForm", "NOTE_MAX", "over_cap", "operator_tariffs", "read_cap_form", "set_city_cap",
+__all__ = ["BASES", "CapForm", "NOTE_MAX", "SOURCES", "over_cap", "operator_tariffs", "read_cap_form", "set_city_cap",
            "tariff_counts"]
 
 NOTE_MAX = 500
 BASES = {"total": ("电费+服务费", "electricity + service"), "service": ("服务费", "service fee")}
+#: where a tariff came from (``connector_tariffs.source``; ``mixed`` for a station's merge of both)
+SOURCES = {"policy": ("业务策略", "business policy"), "fee_text": ("收费文本", "fee text"), "mixed": ("混合", "mixed")}
 
 # the highest service fee of each tariff (the table keeps the highest total only)
 _TARIFF_MAXIMA = """

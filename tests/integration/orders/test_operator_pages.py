@@ -11,12 +11,10 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
-from services.orders.checks import read_order
 from services.orders.reconcile import read_check, reconcile
-from services.orders.store import store_order
 from services.prices.tariff import CHINA_TZ
 from tests.accounts_helpers import create_operator_user, insert_station
-from tests.orders_helpers import pushed_order
+from tests.orders_helpers import push, pushed_order
 from tests.unit.test_prices_orders import GUANGDONG
 
 HTML = {"accept": "text/html"}
@@ -92,11 +90,9 @@ def test_orders_paging(engine, make_client) -> None:  # noqa: ANN001
         connector = conn.execute(text("SELECT connector_id FROM connectors WHERE station_pk = :s"),
                                  {"s": station}).scalar_one()
     day = datetime.now(CHINA_TZ).date() - timedelta(days=1)
-    now = datetime.now(CHINA_TZ)
     with engine.begin() as conn:
         for i in range(55):
-            data = pushed_order(GUANGDONG, connector, day, i % 20, 10, 120)
-            store_order(conn, op["operator_id"], read_order(data), data, now)
+            push(conn, op["operator_id"], pushed_order(GUANGDONG, connector, day, i % 20, 10, 120))
     c = make_client(op)
     first = c.get("/backoffice/orders", headers=HTML).text
     second = c.get("/backoffice/orders", params={"page": 2}, headers=HTML).text

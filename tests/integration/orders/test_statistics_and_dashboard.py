@@ -8,20 +8,16 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import datetime
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import text
 
-from services.orders.checks import read_order
-from services.orders.store import store_order
 from services.portal.stats import charging_stats
-from services.prices.tariff import CHINA_TZ
 from services.settings import SupervisionSettings
 from services.supervision import dashboard as dash
 from tests.accounts_helpers import create_operator_user, insert_station
-from tests.orders_helpers import pushed_order
+from tests.orders_helpers import push, pushed_order
 from tests.unit.test_prices_orders import GUANGDONG
 
 HTML = {"accept": "text/html"}
@@ -126,8 +122,7 @@ def test_home_page_charging_statistics_cached(world, client, engine) -> None:  #
     pk = insert_station(engine, other["operator_id"], "缓存测试站", piles=1)
     with engine.begin() as conn:
         connector = conn.execute(text("SELECT connector_id FROM connectors WHERE station_pk = :s"), {"s": pk}).scalar_one()
-        data = pushed_order(GUANGDONG, connector, world.days["D-1"], 6, 30, 60)
-        store_order(conn, other["operator_id"], read_order(data), data, datetime.now(CHINA_TZ))
+        push(conn, other["operator_id"], pushed_order(GUANGDONG, connector, world.days["D-1"], 6, 30, 60))
     with engine.connect() as conn:
         again = charging_stats(conn)
     assert again is not stats and again["total"]["sessions"] == stats["total"]["sessions"] + 1
