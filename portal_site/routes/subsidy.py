@@ -6,9 +6,11 @@ The work is in :mod:`services.subsidy` (``rules``, ``options``, ``applications``
 (another operator's ids are 404) and renders templates. The expected amount of the application
 form is an htmx fragment re-rendered as the form changes.
 
-Per-kWh rules read ``query_station_stats`` from the operator's platform through
-:func:`feed_energy_source` (cached for a few minutes per station and period); tests put their
-own source in ``app.state["subsidy_energy"]``.
+Per-kWh amounts come from the station's reconciled charge orders (``services.subsidy.energy``);
+the operator's ``query_station_stats`` is read through :func:`feed_energy_source` (cached for a few
+minutes per station and period) only to cross-check them on the form and on the application's
+page, for the operator and the reviewer; tests put their own source in
+``app.state["subsidy_energy"]``.
 """
 
 from __future__ import annotations
@@ -32,13 +34,16 @@ from portal_site import auth
 from services.db import Database
 from services.errors import AppError, BadRequest, Conflict, NotFound
 from services.models.subsidy import SubsidyRule
+from services.orders.energy import EXCLUSIONS, code_label
 from services.stations.enums import STATION_STATUSES
 from services.stations.vocab import FACILITY_TYPES
 from services.subsidy.accounting import account_rule, mark_paid
 from services.subsidy.applications import (
     ApplicationForm,
     Estimate,
+    application_energy,
     application_lines,
+    applications_energy,
     batch_delete,
     batch_submit,
     delete_application,
@@ -92,7 +97,8 @@ _CACHE_TTL_S = 300.0
 
 
 def feed_energy_source(app: Any) -> EnergySource:
-    """``query_station_stats`` on the operator's own platform, answers cached for 5 minutes."""
+    """``query_station_stats`` on the operator's own platform (the cross-check of per-kWh
+    applications), answers cached for 5 minutes."""
     override = app.state.get("subsidy_energy")
     if override is not None:
         return override
@@ -151,7 +157,8 @@ def _local(ts: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 def _ctx(**kw: Any) -> dict[str, Any]:
     return {"money": _money, "plain": _plain, "local": _local, "wf": WF, "limits": LIMITS, "station_statuses": STATION_STATUSES,
-            "facility_types": FACILITY_TYPES, "ic_requirements": INTERCONNECTION_REQUIREMENTS, **kw}
+            "facility_types": FACILITY_TYPES, "ic_requirements": INTERCONNECTION_REQUIREMENTS,
+            "exclusions": EXCLUSIONS, "code_label": code_label, **kw}
 
 
 def _actor(request: Request) -> Actor:
@@ -262,7 +269,7 @@ def applications_export(request: Request, db: Database) -> Response:
     with db.session() as s:
         apps = list_applications(s, query, operator_pk=actor.operator_pk)
         rules = {r.id: r for r in list_rules(s, published_only=False)}
-        data = applications_xlsx(apps, rules, line_summary(s, [a.id for a in apps]))
+        data = applications_xlsx(apps, rules, line_summary(s, [a.id for a in apps]), applications_energy(s, apps, rules))
     return Response(content=data, media_type=XLSX_MEDIA_TYPE, headers={
         "Content-Disposition": f'attachment; filename="subsidy-applications-{china_today()}.xlsx"'})
 
@@ -350,8 +357,7 @@ def _save(request: Request, db: Database, data: dict[str, Any], app_id: int | No
     try:
         with db.session() as s:
             app = get_application(s, app_id, operator_pk=actor.operator_pk, lock=True) if app_id else None
-            saved = save_application(s, actor, form, submit=submit, energy_source=feed_energy_source(request.app),
-                                         operator_id=user.operator_id, application=app)
+            saved = save_application(s, actor, form, submit=submit, operator_id=user.operator_id, application=app)
             rule_id = saved.rule_id
     except NotFound:
         raise
@@ -380,9 +386,11 @@ def application_detail(request: Request, db: Database, app_id: int) -> Template:
         rule = get_rule(s, app.rule_id)
         lines = application_lines(s, app.id)
         events = events_for(s, WF, [app.id])
+        basis = application_energy(s, app, rule, auth.current_user(request).operator_id,
+                                   feed_energy_source(request.app), lines=lines)
     return Template("subsidy/application_detail.html", context=_ctx(
         app=app, rule=rule, lines=lines, events=events, actions=WF.allowed(app.state, "operator"),
-        editable=app.state in EDITABLE, admin=False, lang=_lang(request)))
+        editable=app.state in EDITABLE, admin=False, basis=basis, lang=_lang(request)))
 
 
 @get("/backoffice/subsidy/applications/{app_id:int}/edit", guards=OPERATOR, sync_to_thread=True,
@@ -478,7 +486,8 @@ def accounting_export(request: Request, db: Database) -> Response:
     rule_id = _int(request.query_params.get("rule"), "rule")
     with db.session() as s:
         apps = _accounted(s, actor, rule_id)
-        data = accounting_xlsx(apps, {r.id: r for r in list_rules(s, published_only=False)})
+        rules = {r.id: r for r in list_rules(s, published_only=False)}
+        data = accounting_xlsx(apps, rules, applications_energy(s, apps, rules))
     return Response(content=data, media_type=XLSX_MEDIA_TYPE, headers={
         "Content-Disposition": f'attachment; filename="subsidy-accounting-{china_today()}.xlsx"'})
 
@@ -602,9 +611,12 @@ def admin_application(request: Request, db: Database, app_id: int) -> Template:
         # what the reviewer should know: does each claimed facility still meet the rule today?
         checks = {o.id: o.failures for o in facility_options(s, rule, app.operator_pk, app.station_archive_pk,
                                                                   application_id=app.id)}
+        # the orders behind a per-kWh amount as they stand now, and the operator's statistics beside them
+        basis = application_energy(s, app, rule, operator.operator_id if operator else "",
+                                   feed_energy_source(request.app), lines=lines)
     return Template("subsidy/application_detail.html", context=_ctx(
         app=app, rule=rule, lines=lines, events=events, actions=WF.allowed(app.state, role_of(user.role)),
-        editable=False, admin=True, operator=operator, checks=checks, lang=_lang(request),
+        editable=False, admin=True, operator=operator, checks=checks, basis=basis, lang=_lang(request),
         flash=request.query_params.get("done") and "已处理 / done"))
 
 

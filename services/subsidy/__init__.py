@@ -7,5 +7,6 @@ editing, publishing), :mod:`.options` (the stations and facilities an operator m
 conditions each fails), :mod:`.applications` (the form, the expected amount, save, submit, delete,
 review), :mod:`.listing` (searches and figures) and :mod:`.accounting` (accounting under the caps,
 payment); :mod:`.shared` holds what they share (the actor, China's day, notices). :mod:`.energy`
-and :mod:`.export` read the operators' charged energy and write the Excel exports.
+is the energy of per-kWh claims (reconciled charge orders, with ``query_station_stats`` as a
+cross-check) and :mod:`.export` writes the Excel exports.
 """

@@ -21,18 +21,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from services.errors import BadRequest, Conflict, NotFound
+from services.models.core import Operator
 from services.models.subsidy import SubsidyApplication, SubsidyApplicationFacility, SubsidyRule
 from services.subsidy.amounts import ZERO, Caps, Claim, Line, allocate, line_amount, to_fen
-from services.subsidy.energy import EnergySource, EnergyUnavailable, StationEnergy
+from services.subsidy.energy import EnergyBasis, EnergySource, Flag, energy_basis, kwh_text
 from services.subsidy.options import FacilityOption, StationOption, facility_options, operator_check, station_options
 from services.subsidy.rules import get_rule
-from services.subsidy.shared import Actor, china_today, notify, utc_now
+from services.subsidy.shared import CHINA_TZ, Actor, china_today, notify, utc_now
 from services.subsidy.states import APPLICATION_WORKFLOW as WF
 from services.subsidy.states import EDITABLE, IN_PROCESS, role_of
 from services.workflow import apply
 
-__all__ = ["ApplicationForm", "Estimate", "Ineligible", "application_lines", "batch_delete", "batch_submit",
-           "delete_application", "estimate", "get_application", "review", "save_application", "submit_application"]
+__all__ = ["ApplicationForm", "Estimate", "Ineligible", "application_energy", "application_lines", "applications_energy",
+           "batch_delete", "batch_submit", "delete_application", "energy_period", "estimate", "get_application",
+           "review", "save_application", "submit_application"]
 
 _PHONE = re.compile(r"^[0-9+\-() ]{5,30}$")
 
@@ -76,43 +78,40 @@ class ApplicationForm:
 
 @dataclass
 class Estimate:
-    """What the form shows as it changes: the lines, the gross (rounded) and the caps' preview."""
+    """What the form shows as it changes: the lines, the gross (rounded) and the caps' preview;
+    for per-kWh rules the orders behind each line's kWh and the cross-check (``basis``)."""
 
     lines: list[tuple[FacilityOption, Decimal | None, Decimal]]  # option, kWh, exact line amount
     gross: Decimal
     capped: Decimal
     limited_by: str | None
-    energy: StationEnergy | None
-    energy_error: str | None = None
+    basis: EnergyBasis | None = None
 
 
-def _energy_period(rule: SubsidyRule, today: date) -> tuple[date, date]:
-    return rule.subsidy_start, min(rule.subsidy_end, today)
+def energy_period(rule: SubsidyRule, day: date) -> tuple[date, date]:
+    """The days whose orders count for an application calculated on ``day``: the subsidy period
+    up to that day (empty, ``start > end``, before the subsidy period begins)."""
+    return rule.subsidy_start, min(rule.subsidy_end, day)
 
 
 def estimate(session: Session, rule: SubsidyRule, operator_pk: int, station: StationOption | None,
              chosen: Sequence[FacilityOption], energy_source: EnergySource | None, *,
              today: date | None = None, operator_id: str | None = None) -> Estimate:
     """The expected amount: exact lines, rounded once; the preview also applies the per-station and
-    per-operator caps (against what this rule already accounted), never the budget."""
+    per-operator caps (against what this rule already accounted), never the budget.
+
+    Per-kWh lines are the kWh of the claimed pile's counted orders (:mod:`services.subsidy.energy`);
+    ``energy_source`` (``query_station_stats``) only feeds the cross-check and may be ``None``."""
     today = today or china_today()
-    energy: StationEnergy | None = None
-    energy_error = None
+    basis: EnergyBasis | None = None
     if rule.basis == "per_kwh" and station is not None and chosen:
-        start, end = _energy_period(rule, today)
-        if energy_source is None:
-            energy_error = "无法获取充电量统计 / the charging statistics are unavailable"
-        elif start <= end:
-            try:
-                energy = energy_source(operator_id or "", station.station_id, start, end)
-            except EnergyUnavailable as exc:
-                energy_error = str(exc)
-        else:
-            energy = StationEnergy(Decimal(0))
+        start, end = energy_period(rule, today)
+        basis = energy_basis(session, operator_id or "", station.station_id, [f.equipment_id for f in chosen],
+                             start, end, energy_source)
     rates = rule.rates()
     lines = []
     for f in chosen:
-        kwh = energy.for_equipment(f.equipment_id) if energy is not None else None
+        kwh = basis.kwh_for(f.equipment_id) if basis is not None else None
         ln = Line(f.id, f.facility_type, f.power_kw, kwh)
         lines.append((f, kwh, line_amount(ln, rule.basis, rates, rule.rate_kwh)))
     gross = to_fen(sum((a for _, _, a in lines), Decimal(0)))
@@ -120,7 +119,50 @@ def estimate(session: Session, rule: SubsidyRule, operator_pk: int, station: Sta
                                              operator_pk=operator_pk)
     [alloc] = allocate([Claim(0, "s", "o", gross)], Caps(rule.cap_station, rule.cap_operator, None),
                        already_station={"s": used_station}, already_operator={"o": used_operator})
-    return Estimate(lines, gross, alloc.amount, alloc.limited_by, energy, energy_error)
+    return Estimate(lines, gross, alloc.amount, alloc.limited_by, basis)
+
+
+def application_energy(session: Session, app: SubsidyApplication, rule: SubsidyRule, operator_id: str,
+                       stats_source: EnergySource | None, *, lines: Sequence[SubsidyApplicationFacility] | None = None
+                       ) -> EnergyBasis | None:
+    """The orders behind a saved per-kWh application, read now over the period it was calculated
+    for (the subsidy period up to the China day of ``energy_fetched_at``), with the cross-check
+    when a ``stats_source`` is given. When the counted energy is no longer what the amount was
+    computed from (an order was reconciled, revised or disputed since), a ``changed`` flag says
+    so: the amount stays as saved until the operator saves the application again."""
+    if rule.basis != "per_kwh":
+        return None
+    lines = application_lines(session, app.id) if lines is None else lines
+    day = app.energy_fetched_at.astimezone(CHINA_TZ).date() if app.energy_fetched_at else china_today()
+    start, end = energy_period(rule, day)
+    basis = energy_basis(session, operator_id, app.station_id, [x.equipment_id for x in lines], start, end,
+                         stats_source)
+    now = basis.counted.kwh
+    if app.energy_kwh is not None and now != app.energy_kwh:
+        basis.notes.append(Flag(
+            "changed", f"申请金额按保存时计入的 {kwh_text(app.energy_kwh)} kWh 计算；订单对账情况已变化，现计入 "
+                       f"{kwh_text(now)} kWh（重新保存申请后按新数据计算）",
+            f"the amount was computed from the {kwh_text(app.energy_kwh)} kWh counted when the application was "
+            f"saved; the orders have changed since and {kwh_text(now)} kWh count now (saving the application again "
+            f"recomputes it)"))
+    return basis
+
+
+def applications_energy(session: Session, apps: Iterable[SubsidyApplication],
+                        rules: Mapping[int, SubsidyRule]) -> dict[int, EnergyBasis]:
+    """The orders behind each per-kWh application of ``apps`` (no cross-check: the exports read
+    no operator's platform)."""
+    apps = [a for a in apps if a.rule_id in rules and rules[a.rule_id].basis == "per_kwh"]
+    if not apps:
+        return {}
+    ids = dict(session.execute(select(Operator.id, Operator.operator_id).where(
+        Operator.id.in_({a.operator_pk for a in apps}))).all())
+    out = {}
+    for a in apps:
+        basis = application_energy(session, a, rules[a.rule_id], ids.get(a.operator_pk, ""), None)
+        if basis is not None:
+            out[a.id] = basis
+    return out
 
 
 def _accounted(session: Session, rule_id: int, *, station_id: int | None, operator_pk: int) -> tuple[Decimal, Decimal]:
@@ -192,11 +234,13 @@ def _validate(session: Session, rule: SubsidyRule, actor: Actor, form: Applicati
 
 
 def save_application(session: Session, actor: Actor, form: ApplicationForm, *, submit: bool,
-                     energy_source: EnergySource | None, operator_id: str, application: SubsidyApplication | None = None,
+                     operator_id: str, application: SubsidyApplication | None = None,
                      today: date | None = None) -> SubsidyApplication:
     """Create (or, when ``application`` is given and editable, change) an application; ``submit``
     also submits it. Every condition is checked, also on "save", so a draft never claims a
-    facility it may not claim."""
+    facility it may not claim. Per-kWh amounts are computed from the counted orders as of now
+    (``energy_fetched_at`` records when); the statistics are not read here: they never change
+    the amount, and the pages compare them when the application is shown."""
     today = today or china_today()
     if application is not None:
         if application.state not in EDITABLE:
@@ -208,10 +252,8 @@ def save_application(session: Session, actor: Actor, form: ApplicationForm, *, s
     rule = get_rule(session, form.rule_id, published_only=True)
     station, chosen = _validate(session, rule, actor, form, submit=submit,
                                 application_id=application.id if application else None, today=today)
-    est = estimate(session, rule, actor.operator_pk, station, chosen, energy_source, today=today,  # type: ignore[arg-type]
+    est = estimate(session, rule, actor.operator_pk, station, chosen, None, today=today,  # type: ignore[arg-type]
                    operator_id=operator_id)
-    if rule.basis == "per_kwh" and chosen and est.energy is None:
-        raise BadRequest(est.energy_error or "无法获取充电量统计 / the charging statistics are unavailable")
     if application is None:
         application = SubsidyApplication(rule_id=rule.id, operator_pk=actor.operator_pk, created_by=actor.user_id,
                                          state="pending")

@@ -1,6 +1,7 @@
 """The application form in real headless Chromium: choosing a station loads its facilities
-(htmx), ticking facilities updates the expected amount (htmx), submitting lands on the list.
-Screenshots: test-artifacts/subsidy-*.png."""
+(htmx), ticking facilities updates the expected amount (htmx), submitting lands on the list; the
+reviewer's page of a per-kWh application shows the orders behind its amount and the statistics'
+5 % flag. Screenshots: test-artifacts/subsidy-*.png."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ from tests.integration.subsidy.conftest import Factory
 
 pytestmark = pytest.mark.browser
 
+
+def log_in(page, url: str, account: str, lands: str) -> None:  # noqa: ANN001
+    page.goto(f"{url}/login")
+    page.fill("input[name=login]", account)
+    page.fill("input[name=password]", DEFAULT_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lands)
 
 
 def test_apply_in_the_browser(server, browser, engine, artifacts) -> None:  # noqa: ANN001
@@ -70,7 +78,7 @@ def test_regulator_reviews_and_accounts_in_the_browser(server, browser, engine, 
             f = factory.facility(op, st, power=power)
             save_application(s, op.actor, ApplicationForm.parse({
                 "rule": str(rule), "station": str(st), "facilities": [str(f)], "contact_name": "王五",
-                "contact_phone": "13800138000"}), submit=True, energy_source=None, operator_id=op.operator_id)
+                "contact_phone": "13800138000"}), submit=True, operator_id=op.operator_id)
     reg = factory.regulator_user()
     ctx = browser.new_context(viewport={"width": 1360, "height": 1000}, locale="zh-CN")
     page = ctx.new_page()
@@ -106,3 +114,41 @@ def test_regulator_reviews_and_accounts_in_the_browser(server, browser, engine, 
     page.screenshot(path=str(artifacts / "subsidy-admin-rule-form.png"), full_page=True)
     assert errors == []
     ctx.close()
+
+
+def test_reviewer_sees_the_orders_behind_a_per_kwh_amount_in_the_browser(settings, database, browser, engine,  # noqa: ANN001
+                                                                         artifacts) -> None:  # noqa: ANN001
+    from datetime import timedelta
+
+    from sqlalchemy.orm import sessionmaker
+
+    from portal_site.app import create_app
+    from services.subsidy.applications import ApplicationForm, save_application
+    from tests.conftest import serve_app
+    from tests.integration.subsidy.conftest import TODAY, FakeEnergy, Scene
+
+    factory = Factory(engine)
+    scene = Scene(factory, engine)
+    rule = factory.rule(name="浏览器电量补贴", basis="per_kwh", rate_dc=None, rate_ac=None, rate_acdc=None,
+                        rate_wireless=None, rate_kwh=Decimal("0.1235"), subsidy_start=TODAY - timedelta(days=20))
+    with sessionmaker(engine).begin() as s:
+        app_id = save_application(s, scene.op.actor, ApplicationForm.parse({
+            "rule": str(rule), "station": str(scene.st), "facilities": [str(scene.f1), str(scene.f2)],
+            "contact_name": "王五", "contact_phone": "13800138000"}), submit=True, operator_id=scene.op.operator_id).id
+    web = create_app(settings, database=database)
+    web.state["subsidy_energy"] = FakeEnergy({scene.eq1: "80", scene.eq2: "40"})  # 120 kWh against 100 from orders
+    reg = factory.regulator_user()
+    with serve_app(web) as url:
+        ctx = browser.new_context(viewport={"width": 1360, "height": 1000}, locale="zh-CN")
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        log_in(page, url, reg["account_name"], "**/admin/**")
+        page.goto(f"{url}/admin/subsidy/applications/{app_id}")
+        assert page.is_visible("[data-flag=stats_difference]")
+        assert page.inner_text("#counted-kwh").strip() == "100"
+        assert page.inner_text("#stats-kwh").strip() == "120 kWh"
+        assert page.locator("#energy-basis tr[data-reason]").count() == 6  # counted + five reasons
+        page.screenshot(path=str(artifacts / "subsidy-admin-review-per-kwh.png"), full_page=True)
+        assert errors == []
+        ctx.close()

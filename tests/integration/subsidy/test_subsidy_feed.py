@@ -1,6 +1,7 @@
-"""Per-kWh rules read the energy from the operator's own platform: ``feed_energy_source`` against
-the operator simulator over real HTTP (query_station_stats), and its message when the operator's
-platform is not connected."""
+"""Per-kWh applications are cross-checked against the operator's own statistics:
+``feed_energy_source`` against the operator simulator over real HTTP (query_station_stats), and its
+message when the operator's platform is not connected. (The amounts come from reconciled orders:
+test_subsidy_orders.)"""
 
 from __future__ import annotations
 

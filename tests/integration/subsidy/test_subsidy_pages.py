@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from services.subsidy.export import CURRENCY_FORMAT
 from tests.accounts_helpers import csrf_from, login
-from tests.integration.subsidy.conftest import TODAY, Factory, FakeEnergy, Op
+from tests.integration.subsidy.conftest import TODAY, Factory, FakeEnergy, Op, OrderBook, Scene
 
 HTML = {"accept": "text/html"}
 D = Decimal
@@ -159,17 +159,70 @@ def test_apply_with_live_estimate_review_account_and_export(client, factory: Fac
         assert "补贴申请审核通过" in notices.text
 
 
-def test_per_kwh_estimate_reads_the_station_stats(client, factory: Factory, energy) -> None:  # noqa: ANN001
+def test_per_kwh_estimate_counts_the_reconciled_orders_and_cross_checks_the_stats(client, factory: Factory,  # noqa: ANN001
+                                                                                  engine: Engine, energy) -> None:  # noqa: ANN001
+    # Issue 15, item 7: the amount is no longer the statistics' kWh × rate but the reconciled orders';
+    # the statistics (10000.5 kWh here) are shown beside them and flagged.
     op = factory.operator()
-    st = factory.station(op)
+    st = factory.station(op, feed_interconnected=True)
     f = factory.facility(op, st)
+    (c,) = factory.feed_pile(op, st, f)
+    book = OrderBook(engine, op)
+    day = TODAY - timedelta(days=2)
+    agreed = book.push(c, day, hour=8, minutes=95)  # 76.00 kWh
+    book.reconcile(day, [book.listed(agreed)])
     energy.per_equipment = {factory.equipment_id_of(f): D("10000.5")}
     rule = factory.rule(basis="per_kwh", rate_dc=None, rate_ac=None, rate_acdc=None, rate_wireless=None,
                         rate_kwh=D("0.15"))
     token = as_operator(client, op)
     est = post(client, "/backoffice/subsidy/applications/estimate", token, apply_form(rule, st, [f]))
-    assert re.search(r'id="expected-amount">1,500.08<', est.text)  # 1500.075 rounds half up
+    assert re.search(r'id="expected-amount">11.40<', est.text)  # 76.00 × 0.15
+    assert re.search(r'id="counted-orders">1<', est.text) and re.search(r'id="counted-kwh">76<', est.text)
+    assert re.search(r'id="stats-kwh">10000.5 kWh<', est.text) and 'data-flag="stats_difference"' in est.text
     assert energy.calls and energy.calls[0][1] == factory.station_id_of(st)
+
+
+def test_the_application_page_shows_the_orders_exclusions_and_the_5_percent_flag(  # noqa: ANN001
+        client, factory: Factory, engine: Engine, energy, scene: Scene) -> None:
+    o = scene.orders
+    rule = factory.rule(basis="per_kwh", rate_dc=None, rate_ac=None, rate_acdc=None, rate_wireless=None,
+                        rate_kwh=D("0.1235"), subsidy_start=TODAY - timedelta(days=20))
+    token = as_operator(client, scene.op)
+    assert post(client, "/backoffice/subsidy/applications", token,
+                apply_form(rule, scene.st, [scene.f1, scene.f2])).status_code == 303
+    app_id = new_app_id(engine, scene.op)
+    # within 5 %: the statistics say 103 kWh for the claimed piles (the orders count 100)
+    energy.per_equipment = {scene.eq1: D("63"), scene.eq2: D("40")}
+    page = client.get(f"/backoffice/subsidy/applications/{app_id}", headers=HTML).text
+    assert re.search(r'id="counted-orders">2<', page) and re.search(r'id="counted-kwh">100<', page)
+    assert re.search(r'id="excluded-orders">6<', page)
+    for reason in ("disputed_on_receipt", "reconcile_disputed", "unlisted", "revised_unreconciled", "unreconciled"):
+        assert f'data-reason="{reason}"' in page, reason
+    assert "接收时存疑" in page and "运营商对账清单未列出" in page and "订单已修订，最新版本尚未对账" in page
+    assert 'data-code="over_tariff"' in page and "金额不符 ×1" in page and "电量不符 ×1" in page
+    assert 'id="other-orders"' in page
+    assert re.search(r'id="stats-kwh">103 kWh<', page) and 'data-flagged="false"' in page
+    assert "data-flag=" not in page
+    assert "<strong>12.35</strong>" in page  # 100 kWh × 0.1235
+    # the reviewer sees the same, and a difference over 5 % with both figures
+    client.cookies.clear()
+    as_regulator(client, factory)
+    energy.per_equipment = {scene.eq1: D("70"), scene.eq2: D("40")}  # 110 kWh: orders 9.09 % under
+    page = client.get(f"/admin/subsidy/applications/{app_id}", headers=HTML).text
+    assert 'data-flagged="true"' in page and 'data-flag="stats_difference"' in page
+    assert re.search(r'id="check-orders-kwh">100 kWh<', page) and re.search(r'id="stats-kwh">110 kWh<', page)
+    assert "-9.09%" in page and "超过 5%" in page
+    assert re.search(r'id="counted-kwh">100<', page) and 'data-reason="unreconciled"' in page
+    energy.per_equipment = {scene.eq1: D("50"), scene.eq2: D("40")}  # 90 kWh: orders 11.11 % over
+    page = client.get(f"/admin/subsidy/applications/{app_id}?lang=en", headers=HTML).text
+    assert 'data-flagged="true"' in page and "+11.11%" in page and "more than 5 % apart" in page
+    # an order reconciled after the application was saved: the reviewer is told, the amount stays
+    scene.book.reconcile(TODAY - timedelta(days=1), [scene.book.listed(o["late"])])
+    page = client.get(f"/admin/subsidy/applications/{app_id}", headers=HTML).text
+    assert 'data-flag="changed"' in page and re.search(r'id="counted-orders">3<', page)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT expected_amount FROM subsidy_applications WHERE id = :i"),
+                            {"i": app_id}).scalar_one() == D("12.35")
 
 
 def test_batch_operations_with_mixed_states(client, factory: Factory, engine: Engine) -> None:  # noqa: ANN001

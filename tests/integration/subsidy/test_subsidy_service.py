@@ -31,7 +31,7 @@ from services.subsidy.listing import ApplicationQuery, line_summary, list_applic
 from services.subsidy.options import facility_options, operator_check, operator_power_kw, station_options
 from services.subsidy.rules import RuleForm, update_rule
 from services.workflow import events_for
-from tests.integration.subsidy.conftest import TODAY, FakeEnergy, Factory
+from tests.integration.subsidy.conftest import TODAY, Factory, OrderBook, kwh
 
 D = Decimal
 
@@ -42,9 +42,9 @@ def form(rule: int, station: int, facilities: list[int], **kw: str) -> Applicati
     return ApplicationForm.parse(data)
 
 
-def save(s: Session, op, rule_id: int, station: int, facilities: list[int], *, submit: bool = False,
-         energy=None) -> SubsidyApplication:  # noqa: ANN001
-    app = save_application(s, op.actor, form(rule_id, station, facilities), submit=submit, energy_source=energy,
+def save(s: Session, op, rule_id: int, station: int, facilities: list[int], *,  # noqa: ANN001
+         submit: bool = False) -> SubsidyApplication:
+    app = save_application(s, op.actor, form(rule_id, station, facilities), submit=submit,
                                operator_id=op.operator_id)
     s.flush()
     return app
@@ -155,30 +155,27 @@ def test_expected_amount_per_kw_by_facility_type(factory: Factory, session: Sess
     assert sum(x.amount for x in lines) == D("33775.33275")
 
 
-def test_expected_amount_per_kwh_uses_the_stats_of_the_subsidy_period(factory: Factory, session: Session) -> None:
+def test_expected_amount_per_kwh_uses_the_agreed_orders_of_the_subsidy_period(factory: Factory, engine,  # noqa: ANN001
+                                                                               session: Session) -> None:
+    # Issue 15, item 7: the kWh come from reconciled orders, no longer from query_station_stats
+    # (which this used to read); the statistics are not even needed to save (see test_subsidy_orders).
     op = factory.operator()
-    st = factory.station(op)
+    st = factory.station(op, feed_interconnected=True)
     f1, f2 = factory.facility(op, st), factory.facility(op, st)
-    energy = FakeEnergy({factory.equipment_id_of(f1): "1234.567", factory.equipment_id_of(f2): "0.004",
-                         "OTHER": "999"})
+    (c1,), (c2,) = factory.feed_pile(op, st, f1), factory.feed_pile(op, st, f2)
+    book = OrderBook(engine, op)
+    day = TODAY - timedelta(days=2)
+    orders = [book.push(c1, day, hour=8, minutes=95), book.push(c2, day, hour=13, minutes=1),
+              book.push(c1, TODAY - timedelta(days=400))]  # before the subsidy period: not looked at
+    book.reconcile(day, [book.listed(o) for o in orders[:2]])
     rule_id = factory.rule(basis="per_kwh", rate_dc=None, rate_ac=None, rate_acdc=None, rate_wireless=None,
                            rate_kwh=D("0.1235"), subsidy_end=TODAY + timedelta(days=30))
-    app = save(session, op, rule_id, st, [f1, f2], energy=energy)
-    # (1234.567 + 0.004) * 0.1235 = 152.4695185 -> 152.47
-    assert app.expected_amount == D("152.47")
-    assert app.energy_kwh == D("1234.571")
-    rule = session.get(SubsidyRule, rule_id)
-    [(opid, sid, start, end)] = energy.calls
-    assert (opid, sid, start, end) == (op.operator_id, factory.station_id_of(st), rule.subsidy_start, TODAY)
-
-
-def test_per_kwh_without_stats_cannot_be_saved(factory: Factory, session: Session) -> None:
-    op = factory.operator()
-    st = factory.station(op)
-    f = factory.facility(op, st)
-    rule_id = factory.rule(basis="per_kwh", rate_dc=None, rate_kwh=D("0.1"))
-    with pytest.raises(BadRequest):
-        save(session, op, rule_id, st, [f], energy=None)
+    app = save(session, op, rule_id, st, [f1, f2])
+    # (76.00 + 0.80) * 0.1235 = 9.4848 -> 9.48
+    assert kwh(*orders[:2]) == D("76.80")
+    assert app.expected_amount == D("9.48") and app.energy_kwh == D("76.80")
+    assert sorted(x.amount for x in application_lines(session, app.id)) == [D("0.80") * D("0.1235"),
+                                                                          D("76.00") * D("0.1235")]
 
 
 # --- states and batches ----------------------------------------------------------------------
