@@ -11,50 +11,19 @@ also by price), and uncached station tiles at z14 and z16.
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
 from sqlalchemy import create_engine, text
 
 from bench.bench_search import _city_bbox, _facet_params, ensure_database
-from bench.bench_tiles import ROOT, Client, _free_port, our_env, sample_tiles
+from bench.bench_tiles import ROOT, Client, our_env, sample_tiles, serve
 from bench.generate import CITY_CENTRES, ZHUHAI_CENTRES
-
-
-@contextmanager
-def _server(tree: Path, env: dict[str, str], log: Path) -> Iterator[int]:
-    port = _free_port()
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "portal_site.app:create_app", "--host",
-                                 "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning"],
-                                cwd=tree, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    c = Client(port)
-                    status, _, _ = c.get("/healthz")
-                    c.close()
-                    if status == 200:
-                        break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the app in {tree} did not start; see {log}")
-                time.sleep(0.2)
-            yield port
-        finally:
-            proc.terminate()
-            proc.wait(10)
 
 
 def run(rev: str, scale: str = "city") -> dict[str, list[float]]:
@@ -83,7 +52,9 @@ def run(rev: str, scale: str = "city") -> dict[str, list[float]]:
 
     with tempfile.TemporaryDirectory(prefix="zhcharge-ab-") as tmp:
         subprocess.run(f"git archive {rev} | tar -x -C {tmp}", shell=True, check=True, cwd=ROOT)
-        with _server(Path(tmp), env, logs / "ab-before.log") as old, _server(ROOT, env, logs / "ab-now.log") as new:
+        app = ["--factory", "portal_site.app:create_app"]
+        with serve(app, env, "/healthz", logs / "ab-before.log", cwd=Path(tmp)) as old, \
+                serve(app, env, "/healthz", logs / "ab-now.log") as new:
             before, now = Client(old), Client(new)
             for rep in (0, 1):  # the first round warms caches and plans
                 keep = rep == 1

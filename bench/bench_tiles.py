@@ -94,12 +94,13 @@ class Client:
 
 
 @contextmanager
-def serve(app: list[str], env: dict[str, str], health: str, log: Path):  # noqa: ANN201
+def serve(app: list[str], env: dict[str, str], health: str, log: Path, cwd: Path = ROOT):  # noqa: ANN201
+    """``app`` under uvicorn in a subprocess started in ``cwd`` (another tree serves its own code)."""
     port = _free_port()
     cmd = [sys.executable, "-m", "uvicorn", *app, "--host", "127.0.0.1", "--port", str(port),
            "--no-access-log", "--log-level", "warning"]
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 120
             while True:
