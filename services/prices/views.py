@@ -26,13 +26,12 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import text
-
 from services.errors import BadRequest
 from services.prices.tariff import CHINA_TZ, Tariff
 
-__all__ = ["CURRENCY", "MAX_KWH", "KnownTariff", "StationPrices", "add_prices", "estimate_api", "iso",
-           "next_change", "parse_kwh", "station_prices", "tariff_api"]
+__all__ = ["CONNECTOR_TARIFF_COLUMNS", "CONNECTOR_TARIFF_JOINS", "CURRENCY", "MAX_KWH", "STATION_TARIFF_COLUMNS",
+           "STATION_TARIFF_JOINS", "KnownTariff", "StationPrices", "add_prices", "estimate_api", "iso", "next_change",
+           "parse_kwh", "pop_connector_tariff", "pop_station_tariff", "tariff_api"]
 
 CURRENCY = "CNY"
 #: the largest ``kwh`` an estimate is made for (a bus battery is about 400 kWh)
@@ -122,20 +121,21 @@ def parse_kwh(value: str | None) -> Decimal | None:
     return kwh
 
 
-# --- a station's prices from the database -------------------------------------------------------
-# One round trip: the station's cheapest tariff (``station_tariffs``, connector_id NULL) and each
-# connector's current version (as ``services.prices.store.connector_tariffs`` reads them), with the
-# tariffs' digests so each distinct day of prices is parsed once per process.
-_PRICES = text("""
-SELECT NULL::varchar AS connector_id, st.source, st.varies, st.updated_at AS first_seen_at,
-       NULL::timestamptz AS last_seen_at, t.digest, t.periods
-FROM station_tariffs st JOIN tariffs t ON t.id = st.tariff_id WHERE st.station_pk = :s
-UNION ALL
-SELECT c.connector_id, v.source, false, v.first_seen_at, v.last_seen_at, t.digest, t.periods
-FROM connectors c
-JOIN connector_tariffs v ON v.operator_id = c.operator_id AND v.connector_id = c.connector_id AND v.valid_to IS NULL
-JOIN tariffs t ON t.id = v.tariff_id
-WHERE c.station_pk = :s""")
+# --- a station's prices, read with the station and its connectors --------------------------------
+# Column lists and joins to add to the statements that read a station (alias ``s``) and its
+# connectors (alias ``c``), so the detail costs no extra round trip; the ``pop_*`` functions take
+# those columns back out of a row. A connector's version is its current one (as
+# ``services.prices.store.connector_tariffs`` reads it); tariffs come with their digest so each
+# distinct day of prices is parsed once per process.
+STATION_TARIFF_COLUMNS = ("st.source AS st_source, st.varies AS st_varies, st.updated_at AS st_updated_at, "
+                          "ts.digest AS st_digest, ts.periods AS st_periods")
+STATION_TARIFF_JOINS = ("LEFT JOIN station_tariffs st ON st.station_pk = s.id "
+                        "LEFT JOIN tariffs ts ON ts.id = st.tariff_id")
+CONNECTOR_TARIFF_COLUMNS = ("ct.source AS ct_source, ct.first_seen_at AS ct_first_seen_at, "
+                            "ct.last_seen_at AS ct_last_seen_at, tc.digest AS ct_digest, tc.periods AS ct_periods")
+CONNECTOR_TARIFF_JOINS = ("LEFT JOIN connector_tariffs ct ON ct.operator_id = c.operator_id "
+                          "AND ct.connector_id = c.connector_id AND ct.valid_to IS NULL "
+                          "LEFT JOIN tariffs tc ON tc.id = ct.tariff_id")
 
 _TARIFFS: dict[str, Tariff] = {}  # by digest: a tariffs row never changes (content-addressed)
 _TARIFFS_LOCK = threading.Lock()
@@ -152,6 +152,26 @@ def _tariff(digest: str, periods: Any) -> Tariff:
     return t
 
 
+def _pop(row: dict[str, Any], prefix: str, names: tuple[str, ...]) -> list[Any]:
+    return [row.pop(prefix + n, None) for n in names]
+
+
+def pop_connector_tariff(row: dict[str, Any]) -> KnownTariff | None:
+    """The connector's tariff from a row read with CONNECTOR_TARIFF_COLUMNS (removed from ``row``):
+    updated when the version was first seen, checked when it was last seen."""
+    source, first, last, digest, periods = _pop(row, "ct_", ("source", "first_seen_at", "last_seen_at", "digest",
+                                                             "periods"))
+    return None if digest is None else KnownTariff(_tariff(digest, periods), source, first, last)
+
+
+def pop_station_tariff(row: dict[str, Any]) -> tuple[Tariff, str, datetime, bool] | None:
+    """(tariff, source, updated_at, varies) from a station row read with STATION_TARIFF_COLUMNS
+    (removed from ``row``)."""
+    source, varies, updated, digest, periods = _pop(row, "st_", ("source", "varies", "updated_at", "digest",
+                                                                 "periods"))
+    return None if digest is None else (_tariff(digest, periods), source or "policy", updated, bool(varies))
+
+
 @dataclass(frozen=True, slots=True)
 class StationPrices:
     """What is known of a station's prices: its cheapest-per-moment tariff and each connector's."""
@@ -159,24 +179,15 @@ class StationPrices:
     station: KnownTariff | None
     connectors: Mapping[str, KnownTariff] = field(default_factory=dict)
 
-
-def station_prices(conn: Any, station_pk: int) -> StationPrices:
-    """The station's tariff (``station_tariffs``: when it last changed; checked when its connectors
-    last were) and its connectors' current versions (updated = first seen, checked = last seen)."""
-    station_row = None
-    connectors: dict[str, KnownTariff] = {}
-    for r in conn.execute(_PRICES, {"s": station_pk}):
-        if r.connector_id is None:
-            station_row = r
-        else:
-            connectors[r.connector_id] = KnownTariff(_tariff(r.digest, r.periods), r.source, r.first_seen_at,
-                                                     r.last_seen_at)
-    station = None
-    if station_row is not None:
+    @classmethod
+    def of(cls, station: tuple[Tariff, str, datetime, bool] | None,
+           connectors: Mapping[str, KnownTariff]) -> StationPrices:
+        """The station's tariff is checked when its connectors last were."""
+        if station is None:
+            return cls(None, connectors)
         checked = max((k.checked_at for k in connectors.values() if k.checked_at is not None), default=None)
-        station = KnownTariff(_tariff(station_row.digest, station_row.periods), station_row.source or "policy",
-                              station_row.first_seen_at, checked, bool(station_row.varies))
-    return StationPrices(station, connectors)
+        tariff, source, updated, varies = station
+        return cls(KnownTariff(tariff, source, updated, checked, varies), connectors)
 
 
 def _cheapest(estimates: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:

@@ -11,8 +11,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from services.errors import NotFound
-from services.prices.views import MAX_KWH, add_prices, station_prices
+from services.prices.views import (CONNECTOR_TARIFF_COLUMNS, CONNECTOR_TARIFF_JOINS, MAX_KWH, STATION_TARIFF_COLUMNS,
+                                   STATION_TARIFF_JOINS, StationPrices, add_prices, pop_connector_tariff,
+                                   pop_station_tariff)
 from services.search.labels import CLOSED_VOCABULARIES
+from services.search.prepared import execute_prepared, to_pyformat
 from services.search.query import SORTS, SearchQuery
 from services.search.service import ITEM_JOINS, ITEM_COLUMNS, extra_preds, to_item, bind_params
 from services.settings import SearchSettings
@@ -26,44 +29,67 @@ __all__ = ["iter_matches", "reference", "station_detail", "stats"]
 def station_detail(conn: Connection, station_pk: int, *, crs: str = "wgs84", now: datetime | None = None,
                    kwh: Decimal | None = None) -> dict[str, Any]:
     """A visible station with its piles, connectors and their live status, and the tariff of the
-    station and of each connector at ``now`` (with ``kwh``: the estimates, ``services.prices.views``)."""
-    row = conn.execute(text(
-        f"SELECT {ITEM_COLUMNS}, NULL::float8 AS distance_m, s.site_guide, s.service_tel, s.construction, "
-        f"s.park_nums, s.match_cars, s.remark, s.support_order, s.pictures "
-        f"FROM stations s {ITEM_JOINS} WHERE s.id = :id AND {VISIBLE_SQL}"), {"id": station_pk}).mappings().first()
-    if row is None:
+    station and of each connector at ``now`` (with ``kwh``: the estimates, ``services.prices.views``).
+    Two statements: the station with its tariff, then its piles with their connectors, status and
+    tariffs."""
+    found = _prepared_rows(conn, _DETAIL_STATION, {"id": station_pk})
+    if not found:
         raise NotFound(f"no station {station_pk}")
-    item = to_item(dict(row), crs)
-    equipment = conn.execute(text(
-        "SELECT e.id, e.equipment_id, e.equipment_name, e.equipment_type, e.manufacturer_name, e.equipment_model, "
-        "e.power_kw::float8 AS power_kw FROM equipment e WHERE e.station_pk = :id ORDER BY e.equipment_id"),
-        {"id": station_pk}).mappings().all()
-    connectors = conn.execute(text(
-        "SELECT c.equipment_pk, c.connector_id, c.connector_name, c.connector_type, c.power_kw::float8 AS power_kw, "
-        "c.voltage_upper_limits, c.voltage_lower_limits, c.current, c.park_no, c.national_standard, "
-        "cs.status, cs.park_status, cs.lock_status, cs.status_since "
-        "FROM connectors c LEFT JOIN connector_status cs "
-        "ON cs.operator_id = c.operator_id AND cs.connector_id = c.connector_id "
-        "WHERE c.station_pk = :id ORDER BY c.connector_id"), {"id": station_pk}).mappings().all()
-    by_eq: dict[int, list[dict[str, Any]]] = {}
-    for c in connectors:
-        c = dict(c)
+    row = found[0]
+    station_tariff = pop_station_tariff(row)
+    item = to_item(row, crs)
+    equipment: dict[int, dict[str, Any]] = {}
+    tariffs = {}
+    for c in _prepared_rows(conn, _DETAIL_CONNECTORS, {"id": station_pk}):
         eq_pk = c.pop("equipment_pk")
+        eq = {k: c.pop(k) for k in _EQUIPMENT_FIELDS}
+        e = equipment.get(eq_pk)
+        if e is None:
+            e = equipment[eq_pk] = {**eq, "power_kw": eq.pop("equipment_power_kw"),
+                                    "facility_type": EQUIPMENT_TYPE_FACILITY.get(eq["equipment_type"]),
+                                    "connectors": []}
+        known = pop_connector_tariff(c)
+        if c["connector_id"] is None:  # a pile without connectors
+            continue
+        if known is not None:
+            tariffs[c["connector_id"]] = known
         ct = enums.CONNECTOR_TYPES.get(c["connector_type"])
         st = enums.CONNECTOR_STATUSES.get(c["status"]) if c["status"] is not None else None
         c.update(connector_type_label=ct[0] if ct else None, connector_type_label_en=ct[1] if ct else None,
                  status_label=st[0] if st else None, status_label_en=st[1] if st else None)
-        by_eq.setdefault(eq_pk, []).append(c)
-    item["equipment"] = []
-    for e in equipment:
-        e = dict(e)
-        pk = e.pop("id")
-        e["facility_type"] = EQUIPMENT_TYPE_FACILITY.get(e["equipment_type"])
-        e["connectors"] = by_eq.get(pk, [])
-        item["equipment"].append(e)
+        e["connectors"].append(c)
+    item["equipment"] = list(equipment.values())
     item["pictures"] = list(item.get("pictures") or [])
-    add_prices(item, station_prices(conn, station_pk), now or datetime.now(UTC), kwh)
+    add_prices(item, StationPrices.of(station_tariff, tariffs), now or datetime.now(UTC), kwh)
     return item
+
+
+_EQUIPMENT_FIELDS = ("equipment_id", "equipment_name", "equipment_type", "manufacturer_name", "equipment_model",
+                     "equipment_power_kw")
+_DETAIL_STATION = to_pyformat(
+    f"SELECT {ITEM_COLUMNS}, NULL::float8 AS distance_m, s.site_guide, s.service_tel, s.construction, "
+    f"s.park_nums, s.match_cars, s.remark, s.support_order, s.pictures, {STATION_TARIFF_COLUMNS} "
+    f"FROM stations s {ITEM_JOINS} {STATION_TARIFF_JOINS} WHERE s.id = :id AND {VISIBLE_SQL}")
+_DETAIL_CONNECTORS = to_pyformat(
+    "SELECT e.id AS equipment_pk, e.equipment_id, e.equipment_name, e.equipment_type, e.manufacturer_name, "
+    "e.equipment_model, e.power_kw::float8 AS equipment_power_kw, "
+    "c.connector_id, c.connector_name, c.connector_type, c.power_kw::float8 AS power_kw, "
+    "c.voltage_upper_limits, c.voltage_lower_limits, c.current, c.park_no, c.national_standard, "
+    f"cs.status, cs.park_status, cs.lock_status, cs.status_since, {CONNECTOR_TARIFF_COLUMNS} "
+    "FROM equipment e LEFT JOIN connectors c ON c.equipment_pk = e.id AND c.station_pk = e.station_pk "
+    "LEFT JOIN connector_status cs ON cs.operator_id = c.operator_id AND cs.connector_id = c.connector_id "
+    f"{CONNECTOR_TARIFF_JOINS} WHERE e.station_pk = :id ORDER BY e.equipment_id, c.connector_id")
+
+
+def _prepared_rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of one of the detail's fixed statements, prepared once per database connection (their
+    planning was most of the detail's database time)."""
+    pooled = conn.connection  # the pool's record of this connection lives as long as it does
+    prepared = pooled.info.setdefault("zh_prepared", set())
+    with pooled.dbapi_connection.cursor() as cur:
+        execute_prepared(cur, prepared, sql, params)
+        names = [d.name for d in cur.description]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def iter_matches(conn: Connection, q: SearchQuery, *, batch: int = 2000) -> Iterator[list[dict[str, Any]]]:
