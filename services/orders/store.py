@@ -18,6 +18,7 @@ insert in one statement.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -25,6 +26,7 @@ from typing import Any
 
 
 from services.orders.checks import ConnectorRef, Order, TariffInForce, Verdict, check_order
+from services.prices.store import WRITES as tariff_writes
 from services.prices.store import TariffVersion, in_force
 from services.prices.tariff import Tariff
 
@@ -80,6 +82,30 @@ def details_json(order: Order) -> str:
                         "service_money": str(d.service_money)} for d in order.details])
 
 
+#: What an order is checked against (the connector and its tariff history) is read once per
+#: connector every few seconds: a burst of orders from one busy station costs one query. A tariff
+#: version stored less than this long ago may be missed by an order checked meanwhile; its first
+#: version is only ever "seen since" our pull anyway.
+CONTEXT_TTL_S = 5.0
+_CONTEXTS: dict[tuple[str, str], tuple[float, int, list[Any]]] = {}
+
+
+def _context(conn: Any, operator_id: str, connector_id: str) -> list[Any]:
+    """The connector and its tariff history (cached; never for an unknown connector, and dropped
+    when this process stored tariffs since)."""
+    key = (operator_id, connector_id)
+    now = time.monotonic()
+    hit = _CONTEXTS.get(key)
+    if hit is not None and hit[0] > now and hit[1] == tariff_writes[0]:
+        return hit[2]
+    rows = conn.exec_driver_sql(_CONTEXT, {"op": operator_id, "c": connector_id}).all()
+    if rows[0].power_kw is not None:
+        if len(_CONTEXTS) > 100_000:
+            _CONTEXTS.clear()
+        _CONTEXTS[key] = (now + CONTEXT_TTL_S, tariff_writes[0], rows)
+    return rows
+
+
 class SeqReused(Exception):
     """Another envelope already used this (OperatorID, TimeStamp second, Seq)."""
 
@@ -90,7 +116,7 @@ def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: dateti
     ``conn`` may be an autocommit connection: ``zh_store_order`` (migration 1401) is atomic on its
     own. ``envelope`` carries the push's ``timestamp``, ``seq`` and ``raw["Sig"]`` for the replay
     claim (:class:`SeqReused` when another envelope used them)."""
-    rows = conn.exec_driver_sql(_CONTEXT, {"op": operator_id, "c": order.connector_id}).all()
+    rows = _context(conn, operator_id, order.connector_id)
     first = rows[0]
     connector = (ConnectorRef(Decimal(first.power_kw), first.station_id, first.equipment_id)
                  if first.power_kw is not None else None)

@@ -33,6 +33,10 @@ __all__ = ["TariffVersion", "TariffWrite", "cap_at", "cap_history", "connector_t
 log = logging.getLogger("zhcharge.prices")
 
 PRICE_LOCK = 0x7A68_1400  # pg advisory lock of the price tick
+
+#: Bumped whenever this process stores tariff versions: caches of tariff histories (the order
+#: checks' in ``services.orders.store``) compare it and read again.
+WRITES = [0]
 FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
@@ -129,6 +133,7 @@ def store_tariffs(conn: Any, operator_id: str, writes: Sequence[TariffWrite], *,
     if close:
         conn.execute(text("UPDATE connector_tariffs SET valid_to = :now WHERE id = ANY(:ids)"), {"now": now, "ids": close})
     if inserts:
+        WRITES[0] += 1
         with _cursor(conn) as cur:
             execute_values(cur, "INSERT INTO connector_tariffs (operator_id, connector_id, tariff_id, source, problems, "
                                 "raw, first_seen_at, last_seen_at) VALUES %s", inserts,
