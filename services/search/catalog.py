@@ -15,7 +15,7 @@ from services.prices.views import (CONNECTOR_TARIFF_COLUMNS, CONNECTOR_TARIFF_JO
                                    STATION_TARIFF_JOINS, StationPrices, add_prices, pop_connector_tariff,
                                    pop_station_tariff)
 from services.search.labels import CLOSED_VOCABULARIES
-from services.search.prepared import execute_prepared, to_pyformat
+from services.search.prepared import prepared_rows, to_pyformat
 from services.search.query import SORTS, SearchQuery
 from services.search.service import ITEM_JOINS, ITEM_COLUMNS, extra_preds, to_item, bind_params
 from services.settings import SearchSettings
@@ -32,7 +32,7 @@ def station_detail(conn: Connection, station_pk: int, *, crs: str = "wgs84", now
     station and of each connector at ``now`` (with ``kwh``: the estimates, ``services.prices.views``).
     Two statements: the station with its tariff, then its piles with their connectors, status and
     tariffs."""
-    found = _prepared_rows(conn, _DETAIL_STATION, {"id": station_pk})
+    found = prepared_rows(conn, _DETAIL_STATION, {"id": station_pk})
     if not found:
         raise NotFound(f"no station {station_pk}")
     row = found[0]
@@ -40,7 +40,7 @@ def station_detail(conn: Connection, station_pk: int, *, crs: str = "wgs84", now
     item = to_item(row, crs)
     equipment: dict[int, dict[str, Any]] = {}
     tariffs = {}
-    for c in _prepared_rows(conn, _DETAIL_CONNECTORS, {"id": station_pk}):
+    for c in prepared_rows(conn, _DETAIL_CONNECTORS, {"id": station_pk}):
         eq_pk = c.pop("equipment_pk")
         eq = {k: c.pop(k) for k in _EQUIPMENT_FIELDS}
         e = equipment.get(eq_pk)
@@ -79,17 +79,6 @@ _DETAIL_CONNECTORS = to_pyformat(
     "FROM equipment e LEFT JOIN connectors c ON c.equipment_pk = e.id AND c.station_pk = e.station_pk "
     "LEFT JOIN connector_status cs ON cs.operator_id = c.operator_id AND cs.connector_id = c.connector_id "
     f"{CONNECTOR_TARIFF_JOINS} WHERE e.station_pk = :id ORDER BY e.equipment_id, c.connector_id")
-
-
-def _prepared_rows(conn: Connection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of one of the detail's fixed statements, prepared once per database connection (their
-    planning was most of the detail's database time)."""
-    pooled = conn.connection  # the pool's record of this connection lives as long as it does
-    prepared = pooled.info.setdefault("zh_prepared", set())
-    with pooled.dbapi_connection.cursor() as cur:
-        execute_prepared(cur, prepared, sql, params)
-        names = [d.name for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 def iter_matches(conn: Connection, q: SearchQuery, *, batch: int = 2000) -> Iterator[list[dict[str, Any]]]:

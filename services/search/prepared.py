@@ -21,7 +21,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["execute_prepared", "to_positional", "to_pyformat"]
+import psycopg2
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+
+__all__ = ["execute_prepared", "prepared_rows", "to_positional", "to_pyformat"]
 
 _BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _PYFORMAT = re.compile(r"%\(([A-Za-z_]\w*)\)s")
@@ -51,3 +55,25 @@ def execute_prepared(cur: Any, prepared: set[str], sql: str, params: Mapping[str
         cur.execute(f"PREPARE {name} AS {body}")
         prepared.add(name)
     cur.execute(f"EXECUTE {name}(" + ", ".join(["%s"] * len(names)) + ")", [params[n] for n in names])
+
+
+def prepared_rows(conn: Connection, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows (as dicts) of a fixed statement run prepared on a SQLAlchemy connection, in its
+    transaction. What is prepared is remembered with the pooled connection (``info``, cleared when
+    SQLAlchemy reconnects). Database errors come out as SQLAlchemy's (``DataError``,
+    ``OperationalError`` …, the connection invalidated when it broke), as from ``conn.execute``."""
+    if not conn.in_transaction():
+        conn.begin()  # as conn.execute would: the caller's commit or rollback then reaches this work
+    pooled = conn.connection
+    prepared = pooled.info.setdefault("zh_prepared", set())
+    try:
+        with pooled.dbapi_connection.cursor() as cur:
+            execute_prepared(cur, prepared, sql, params)
+            names = [d.name for d in cur.description]
+            return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    except psycopg2.Error as exc:
+        broken = pooled.dbapi_connection is None or bool(pooled.dbapi_connection.closed)
+        if broken:
+            conn.invalidate()
+        raise DBAPIError.instance(sql, dict(params), exc, psycopg2.Error, connection_invalidated=broken) from exc
+
