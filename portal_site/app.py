@@ -63,6 +63,7 @@ ROUTE_MODULES: list[str] = [
     "portal_site.routes.subsidy",
     "portal_site.routes.orders",
     "portal_site.routes.prices",
+    "portal_site.routes.ocpi",
 ]
 
 

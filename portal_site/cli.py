@@ -176,6 +176,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("ingest.simulator.cli", "simulate_operator"),
     ("ingest.cli", "feed"), ("ingest.cli", "stations"), ("ingest.cli", "demo"), ("ingest.cli", "orders"),
     ("portal_site.cli_accounts", "outbox"),
+    ("portal_site.cli_ocpi", "ocpi"),
 ]
 
 _register_optional()

@@ -22,6 +22,8 @@ __all__ = [
     "AccountSettings",
     "SubsidySettings",
     "SupervisionSettings",
+    "ExportSettings",
+    "OcpiSettings",
     "load_settings",
     "check_production",
     "ConfigurationError",
@@ -206,6 +208,28 @@ class SupervisionSettings(BaseSettings):
     archive_max_distance_m: float = 200.0
 
 
+class ExportSettings(BaseSettings):
+    """Open dumps of the public dataset and their daily snapshots (``services.exports``)."""
+
+    model_config = _config("ZHCHARGE_EXPORTS_")
+
+    snapshot_dir: Path | None = Field(default=None, description="where daily snapshots are written; default "
+                                      "<ZHCHARGE_DATA_DIR>/exports (storage every worker sees)")
+    keep_days: int = Field(default=30, description="snapshots older than this many days are deleted")
+    check_interval_s: float = Field(default=600.0, description="how often the daily job looks for a missing "
+                                    "snapshot of the day (China time)")
+
+
+class OcpiSettings(BaseSettings):
+    """OCPI 2.2.1 Sender of Locations and Tariffs (``services.ocpi``)."""
+
+    model_config = _config("ZHCHARGE_OCPI_")
+
+    default_limit: int = Field(default=100, description="objects per page when a client gives no limit")
+    max_limit: int = Field(default=500, description="largest page (X-Limit); larger limits are lowered to it")
+    city: str = Field(default="珠海市", description="Location.city of the platform's stations")
+
+
 class Settings:
     """All settings of one app instance."""
 
@@ -219,6 +243,8 @@ class Settings:
         self.accounts: AccountSettings = overrides.pop("accounts", None) or AccountSettings()  # type: ignore[assignment]
         self.subsidy: SubsidySettings = overrides.pop("subsidy", None) or SubsidySettings()  # type: ignore[assignment]
         self.supervision: SupervisionSettings = overrides.pop("supervision", None) or SupervisionSettings()  # type: ignore[assignment]
+        self.exports: ExportSettings = overrides.pop("exports", None) or ExportSettings()  # type: ignore[assignment]
+        self.ocpi: OcpiSettings = overrides.pop("ocpi", None) or OcpiSettings()  # type: ignore[assignment]
         if overrides:
             raise TypeError(f"unknown settings groups: {sorted(overrides)}")
 
