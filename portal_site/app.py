@@ -64,6 +64,7 @@ ROUTE_MODULES: list[str] = [
     "portal_site.routes.orders",
     "portal_site.routes.prices",
     "portal_site.routes.ocpi",
+    "portal_site.routes.exports",
 ]
 
 

@@ -177,6 +177,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("ingest.cli", "feed"), ("ingest.cli", "stations"), ("ingest.cli", "demo"), ("ingest.cli", "orders"),
     ("portal_site.cli_accounts", "outbox"),
     ("portal_site.cli_ocpi", "ocpi"),
+    ("portal_site.cli_exports", "exports"),
 ]
 
 _register_optional()
