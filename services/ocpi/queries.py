@@ -2,10 +2,17 @@
 (``services.stations.filters.VISIBLE_SQL``: active, interconnected stations).
 
 A request reads in one REPEATABLE READ transaction (:func:`read_snapshot`), so the count, the page
-and the piles of the page agree. ``last_updated`` of a Location is the latest change of the
-station, its operator's name, its piles and connectors, their status (``status_since``) and
-their current tariff versions (OCPI: a Location is updated when one of its EVSEs or Connectors
-is); ``date_from``/``date_to`` filter on exactly that.
+and the piles of the page agree.
+
+``last_updated`` of a Location is the latest change of the station (``updated_at``,
+``info_changed_at``, ``status_changed_at``), its operator, its piles and connectors, their
+status (``status_since``) and their current tariff versions (OCPI: a Location is updated when
+one of its EVSEs or Connectors is). ``date_from``/``date_to`` filter on it through predicates on
+``stations`` alone (:func:`_changed_since`), which is what keeps them fast at national scale:
+the feed's writers move the station's ``updated_at`` (content, piles, connectors, pushed status)
+or ``status_changed_at`` (pulled status) in the same transaction as the change
+(``ingest/store.py``, ``feed_store_status_push``), and a new tariff version, which touches no
+station, is found by its own index (migration 1601).
 """
 
 from __future__ import annotations
@@ -164,19 +171,33 @@ def _date_preds(q: ListQuery, expr: str) -> tuple[list[str], dict[str, Any]]:
     return preds, params
 
 
+def _changed_since(name: str) -> str:
+    """A station whose Location ``last_updated`` is at or after the bind parameter ``name``."""
+    return (f"(greatest(s.updated_at, s.info_changed_at, s.status_changed_at) >= :{name} "
+            f"OR s.operator_id IN (SELECT operator_id FROM operators WHERE updated_at >= :{name}) "
+            f"OR s.id IN (SELECT c.station_pk FROM connector_tariffs v JOIN connectors c "
+            f"ON c.operator_id = v.operator_id AND c.connector_id = v.connector_id "
+            f"WHERE v.valid_to IS NULL AND v.first_seen_at >= :{name}))")
+
+
 def locations_page(conn: Any, engine: Engine, q: ListQuery, *, city: str) -> Page:
-    """A page of Locations ordered by id, after ``q.after`` (keyset) or from ``q.offset``."""
-    dated = q.date_from is not None or q.date_to is not None
-    preds, params = _date_preds(q, _LOCATION_LU)
-    joins = f"LEFT JOIN operators o ON o.operator_id = s.operator_id {_CHILDREN_LU}" if dated else ""
-    where = " AND ".join([VISIBLE_SQL, *preds])
-    total = conn.execute(text(f"SELECT count(*) FROM stations s {joins} WHERE {where}"), params).scalar_one()
+    """A page of Locations ordered by id, after ``q.after`` (keyset) or from ``q.offset``;
+    ``date_from`` inclusive, ``date_to`` exclusive."""
+    preds, params = [VISIBLE_SQL], {}
+    if q.date_from is not None:
+        preds.append(_changed_since("date_from"))
+        params["date_from"] = q.date_from
+    if q.date_to is not None:
+        preds.append("NOT " + _changed_since("date_to"))
+        params["date_to"] = q.date_to
+    where = " AND ".join(preds)
+    total = conn.execute(text(f"SELECT count(*) FROM stations s WHERE {where}"), params).scalar_one()
     position = ""
     if q.after is not None:
         position = "AND s.id > :after"
         params["after"] = q.after[0]
     ids = [r[0] for r in conn.execute(text(
-        f"SELECT s.id FROM stations s {joins} WHERE {where} {position} ORDER BY s.id LIMIT :lim "
+        f"SELECT s.id FROM stations s WHERE {where} {position} ORDER BY s.id LIMIT :lim "
         f"{'OFFSET :off' if q.after is None and q.offset else ''}"),
         {**params, "lim": q.limit + 1, "off": q.offset})]
     more = len(ids) > q.limit
@@ -196,53 +217,67 @@ def one_location(conn: Any, engine: Engine, location_id: str, *, city: str) -> L
 
 
 # --- tariffs ------------------------------------------------------------------------------------
-def tariff_key(value: str) -> tuple[int, str]:
-    """The ``after`` of a Tariffs Link: ``<tariff id>-<OperatorID>`` of the last Tariff sent.
+def tariff_key(value: str) -> tuple[str, int]:
+    """The ``after`` of a Tariffs Link: ``<OperatorID>-<tariff id>`` of the last Tariff sent.
 
-    >>> tariff_key("17-MA5ABCD21")
-    (17, 'MA5ABCD21')
+    >>> tariff_key("MA5ABCD21-17")
+    ('MA5ABCD21', 17)
     """
-    tid, sep, op = value.partition("-")
+    op, sep, tid = value.rpartition("-")
     if not sep or not tid.isdigit() or len(tid) > 18 or not 0 < len(op) <= 9:
         raise ValueError(value)
-    return int(tid), op
+    return op, int(tid)
 
 
+# The (operator, tariff) pairs of current versions, found by skipping through the index of migration
+# 1601 (a loose index scan), each kept when one of its connectors is published (the LIMIT 1 keeps it a
+# probe per pair), with the moment the operator first used the tariff among its current versions.
 _TARIFF_ROWS = f"""
-SELECT v.tariff_id, v.operator_id, p.party_id, t.digest, t.periods,
-       greatest(min(v.first_seen_at), t.created_at) AS last_updated
-FROM connector_tariffs v
-JOIN connectors c ON c.operator_id = v.operator_id AND c.connector_id = v.connector_id
-JOIN stations s ON s.id = c.station_pk
-JOIN tariffs t ON t.id = v.tariff_id
-LEFT JOIN ocpi_cpo_parties p ON p.operator_id = v.operator_id
-WHERE v.valid_to IS NULL AND v.tariff_id IS NOT NULL AND c.connector_type = ANY(:types) AND {VISIBLE_SQL}
-GROUP BY v.tariff_id, v.operator_id, p.party_id, t.digest, t.periods, t.created_at"""
+WITH RECURSIVE pairs AS (
+    (SELECT v.operator_id, v.tariff_id FROM connector_tariffs v
+     WHERE v.valid_to IS NULL AND v.tariff_id IS NOT NULL ORDER BY v.operator_id, v.tariff_id LIMIT 1)
+    UNION ALL
+    SELECT n.operator_id, n.tariff_id FROM pairs p CROSS JOIN LATERAL (
+        SELECT v.operator_id, v.tariff_id FROM connector_tariffs v
+        WHERE v.valid_to IS NULL AND v.tariff_id IS NOT NULL AND (v.operator_id, v.tariff_id) > (p.operator_id, p.tariff_id)
+        ORDER BY v.operator_id, v.tariff_id LIMIT 1) n
+)
+SELECT p.operator_id, p.tariff_id, cp.party_id, t.digest, t.periods,
+       greatest(t.created_at, (SELECT min(v.first_seen_at) FROM connector_tariffs v WHERE v.operator_id = p.operator_id
+                               AND v.tariff_id = p.tariff_id AND v.valid_to IS NULL)) AS last_updated
+FROM pairs p
+JOIN tariffs t ON t.id = p.tariff_id
+LEFT JOIN ocpi_cpo_parties cp ON cp.operator_id = p.operator_id
+CROSS JOIN LATERAL (
+    SELECT 1 FROM connector_tariffs v
+    JOIN connectors c ON c.operator_id = v.operator_id AND c.connector_id = v.connector_id
+    JOIN stations s ON s.id = c.station_pk
+    WHERE v.operator_id = p.operator_id AND v.tariff_id = p.tariff_id AND v.valid_to IS NULL
+      AND c.connector_type = ANY(:types) AND {VISIBLE_SQL}
+    LIMIT 1) published"""
 
 
 def tariffs_page(conn: Any, engine: Engine, q: ListQuery) -> Page:
     """A page of Tariffs: each tariff an operator's published connectors use now, as that operator's
-    (``party_id``), ordered by (tariff id, OperatorID). ``last_updated`` is when the operator first
+    (``party_id``), ordered by (OperatorID, tariff id). ``last_updated`` is when the operator first
     used it among its current versions (a tariff's prices never change: a new price is a new tariff)."""
     preds, params = _date_preds(q, "g.last_updated")
     params["types"] = _PUBLISHED_TYPES
     where = " AND ".join(preds) or "TRUE"
-    total = conn.execute(text(f"SELECT count(*) FROM ({_TARIFF_ROWS}) g WHERE {where}"), params).scalar_one()
-    position = ""
+    rows = [dict(r) for r in conn.execute(text(f"SELECT * FROM ({_TARIFF_ROWS}) g WHERE {where} "
+                                                  f"ORDER BY g.operator_id, g.tariff_id"), params).mappings()]
+    total = len(rows)  # a few hundred pairs: read once, counted and paged here
     if q.after is not None:
-        position = "AND (g.tariff_id, g.operator_id) > (:a_tid, :a_op)"
-        params.update(a_tid=q.after[0], a_op=q.after[1])
-    rows = [dict(r) for r in conn.execute(text(
-        f"SELECT * FROM ({_TARIFF_ROWS}) g WHERE {where} {position} ORDER BY g.tariff_id, g.operator_id LIMIT :lim "
-        f"{'OFFSET :off' if q.after is None and q.offset else ''}"),
-        {**params, "lim": q.limit + 1, "off": q.offset}).mappings()]
+        rows = [r for r in rows if (r["operator_id"], r["tariff_id"]) > q.after]
+    else:
+        rows = rows[q.offset:]
     more = len(rows) > q.limit
     rows = rows[:q.limit]
     _fill_parties(engine, rows)
     items = [mapping.tariff(r["tariff_id"], r["party_id"], _day_tariff(r["digest"], r["periods"]), r["last_updated"])
              for r in rows]
     last = rows[-1] if rows else None
-    return Page(items, total, f"{last['tariff_id']}-{last['operator_id']}" if more and last else None)
+    return Page(items, total, f"{last['operator_id']}-{last['tariff_id']}" if more and last else None)
 
 
 _DAY_TARIFFS: dict[str, DayTariff] = {}

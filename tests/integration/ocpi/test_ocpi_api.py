@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,10 +13,12 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text
 
+from ingest.store import store_statuses
 from services.ocpi.parties import add_party, revoke_party
-from services.prices.tariff import CHINA_TZ
+from services.prices.store import TariffWrite, store_tariffs
+from services.prices.tariff import CHINA_TZ, read_policy
 from services.prices.tariff import Tariff as DayTariff
-from tests.integration.ocpi.conftest import (OCPI_OP, OCPI_OP_NAME, assert_valid, auth, envelope, walk)
+from tests.integration.ocpi.conftest import FLAT, OCPI_OP, OCPI_OP_NAME, assert_valid, auth, envelope, walk
 from tests.integration.search.conftest import all_visible
 
 pytestmark = pytest.mark.usefixtures("world")
@@ -217,22 +220,50 @@ def test_pagination_headers(ocpi, engine) -> None:  # noqa: ANN001
     assert "date_from=2000-01-01T00%3A00%3A00Z&date_to=2999-01-01T00%3A00%3A00&offset=2&limit=2&after=" in r.headers["link"]
 
 
-def test_date_filters_select_by_last_updated(ocpi, world, engine) -> None:  # noqa: ANN001
+def _since(engine) -> tuple[datetime, str]:  # noqa: ANN001
+    """A moment just past now, and it as an OCPI DateTime."""
+    time.sleep(1.1)  # OCPI DateTimes are written to the second
     with engine.connect() as conn:
-        mark = conn.execute(text("SELECT now()")).scalar_one() + timedelta(seconds=1)
-    pk = world.stations["weekdays"]
-    with engine.begin() as conn:  # a status change of one connector updates the EVSE and its Location
-        conn.execute(text("UPDATE connector_status SET status = 3, status_since = :t, updated_at = :t "
-                          "WHERE operator_id = :o AND connector_id = '440001240101'"),
-                     {"t": mark + timedelta(seconds=1), "o": OCPI_OP})
-    since = mark.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        mark = conn.execute(text("SELECT date_trunc('second', now())")).scalar_one()
+    time.sleep(1.1)
+    return mark, mark.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_date_filters_follow_status_tariff_and_operator_changes(ocpi, world, engine) -> None:  # noqa: ANN001
+    """A change made by the real writers (a pulled status, a new tariff version, an operator's new name)
+    moves the Location's last_updated, which date_from (inclusive) and date_to (exclusive) select on."""
+    weekdays, maint = world.stations["weekdays"], world.stations["maintenance"]
+    _, since = _since(engine)
+    with engine.begin() as conn:
+        store_statuses(conn, OCPI_OP, [{"StationID": "OCPI-WEEKDAYS",
+                                        "ConnectorStatusInfos": [{"ConnectorID": "440001240101", "Status": 3}]}])
     changed = envelope(ocpi.get(LOC, params={"date_from": since}))
-    assert [x["id"] for x in changed] == [str(pk)]
+    assert [x["id"] for x in changed] == [str(weekdays)]
     assert changed[0]["evses"][0]["status"] == "CHARGING"
     assert changed[0]["last_updated"] >= since and changed[0]["evses"][0]["last_updated"] >= since
-    before = envelope(ocpi.get(LOC, params={"date_to": since, "limit": 500}))
-    assert str(pk) not in {x["id"] for x in before}
+    before = {x["id"] for x in walk(ocpi, LOC, date_to=since, limit=500)[0]}
+    assert str(weekdays) not in before and str(maint) in before and len(before) == len(all_visible(engine)) - 1
     assert envelope(ocpi.get(LOC, params={"date_from": since, "date_to": since})) == []
+    _, since2 = _since(engine)
+    with engine.begin() as conn:  # a new tariff version touches no station row
+        store_tariffs(conn, OCPI_OP, [TariffWrite("440001250101", read_policy(FLAT), "fee_text")])
+    changed = envelope(ocpi.get(LOC, params={"date_from": since2}))
+    assert [x["id"] for x in changed] == [str(maint)]
+    assert changed[0]["evses"][0]["connectors"][0]["tariff_ids"] == [str(world.tariff_ids["flat"])]
+    assert [x["id"] for x in envelope(ocpi.get(LOC, params={"date_from": since, "date_to": since2}))] == [str(weekdays)]
+    # the operator already published that Tariff: the object itself did not change
+    assert envelope(ocpi.get(TAR, params={"date_from": since2})) == []
+    _, since3 = _since(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE operators SET name = name || '（新）', updated_at = now() WHERE operator_id = :o"),
+                     {"o": OCPI_OP})
+    try:
+        renamed = envelope(ocpi.get(LOC, params={"date_from": since3, "limit": 500}))
+        assert {x["id"] for x in renamed} == {str(pk) for pk in world.stations.values()}
+        assert {x["operator"]["name"] for x in renamed} == {OCPI_OP_NAME + "（新）"}
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE operators SET name = :n WHERE operator_id = :o"), {"n": OCPI_OP_NAME, "o": OCPI_OP})
 
 
 # --- tariffs ------------------------------------------------------------------------------------
