@@ -116,17 +116,22 @@ def version_details(request: Request, db: Database, settings: Settings) -> Respo
 
 
 # --- locations ----------------------------------------------------------------------------------
+def _list(request: Request, db: Database, settings: Settings, module: str, key: Any, fetch: Any) -> Response:
+    """A paginated list: the party checked, the parameters read, one consistent snapshot read."""
+    _party(request, db)
+    cfg = settings.ocpi
+    q = parse_list(request.query_params, default_limit=cfg.default_limit, max_limit=cfg.max_limit, key=key)
+    queries.ensure_parties(db.engine)
+    with queries.read_snapshot(db.engine) as conn:
+        page = fetch(conn, q)
+    return _paged(page, q, f"{_base(settings)}/{VERSION}/{module}")
+
+
 @get(f"/{VERSION}/locations", sync_to_thread=True, include_in_schema=False)
 def locations(request: Request, db: Database, settings: Settings) -> Response:
     """Locations with ``last_updated`` in [date_from, date_to), by id, paginated."""
-    _party(request, db)
-    cfg = settings.ocpi
-    q = parse_list(request.query_params, default_limit=cfg.default_limit, max_limit=cfg.max_limit,
-                   key=queries.location_key)
-    queries.ensure_parties(db.engine)
-    with queries.read_snapshot(db.engine) as conn:
-        page = queries.locations_page(conn, db.engine, q, city=cfg.city)
-    return _paged(page, q, f"{_base(settings)}/{VERSION}/locations")
+    return _list(request, db, settings, "locations", queries.location_key,
+                 lambda conn, q: queries.locations_page(conn, db.engine, q, city=settings.ocpi.city))
 
 
 def _object_path(request: Request) -> list[str]:
@@ -164,15 +169,9 @@ def location_object(request: Request, db: Database, settings: Settings, rest: st
 # --- tariffs ------------------------------------------------------------------------------------
 @get(f"/{VERSION}/tariffs", sync_to_thread=True, include_in_schema=False)
 def tariffs(request: Request, db: Database, settings: Settings) -> Response:
-    """Tariffs with ``last_updated`` in [date_from, date_to), by (id, operator), paginated."""
-    _party(request, db)
-    cfg = settings.ocpi
-    q = parse_list(request.query_params, default_limit=cfg.default_limit, max_limit=cfg.max_limit,
-                   key=queries.tariff_key)
-    queries.ensure_parties(db.engine)
-    with queries.read_snapshot(db.engine) as conn:
-        page = queries.tariffs_page(conn, db.engine, q)
-    return _paged(page, q, f"{_base(settings)}/{VERSION}/tariffs")
+    """Tariffs with ``last_updated`` in [date_from, date_to), by (operator, id), paginated."""
+    return _list(request, db, settings, "tariffs", queries.tariff_key,
+                 lambda conn, q: queries.tariffs_page(conn, db.engine, q))
 
 
 ocpi_router = Router(path=PREFIX, route_handlers=[versions, version_details, locations, location_object, tariffs],

@@ -29,7 +29,7 @@ from services.ocpi.errors import unknown_location
 from services.ocpi.models import Location, Tariff
 from services.ocpi.paging import ListQuery
 from services.ocpi.parties import publishing_parties
-from services.prices.tariff import Tariff as DayTariff
+from services.prices.views import _tariff as parsed_tariff  # the process's cache of parsed tariffs rows
 from services.stations.filters import VISIBLE_SQL
 
 __all__ = ["Page", "ensure_parties", "location_key", "locations_page", "one_location", "read_snapshot", "tariff_key",
@@ -274,20 +274,7 @@ def tariffs_page(conn: Any, engine: Engine, q: ListQuery) -> Page:
     more = len(rows) > q.limit
     rows = rows[:q.limit]
     _fill_parties(engine, rows)
-    items = [mapping.tariff(r["tariff_id"], r["party_id"], _day_tariff(r["digest"], r["periods"]), r["last_updated"])
+    items = [mapping.tariff(r["tariff_id"], r["party_id"], parsed_tariff(r["digest"], r["periods"]), r["last_updated"])
              for r in rows]
     last = rows[-1] if rows else None
     return Page(items, total, f"{last['operator_id']}-{last['tariff_id']}" if more and last else None)
-
-
-_DAY_TARIFFS: dict[str, DayTariff] = {}
-
-
-def _day_tariff(digest: str, periods: Any) -> DayTariff:
-    """A tariffs row parsed once per process (rows never change: they are content-addressed)."""
-    t = _DAY_TARIFFS.get(digest)
-    if t is None:
-        if len(_DAY_TARIFFS) > 4096:
-            _DAY_TARIFFS.clear()
-        t = _DAY_TARIFFS[digest] = DayTariff.from_json(periods)
-    return t
