@@ -46,9 +46,14 @@ def to_positional(sql: str) -> tuple[str, list[str]]:
     return _PYFORMAT.sub(lambda m: f"${names.index(m.group(1)) + 1}", sql), names
 
 
-def execute_prepared(cur: Any, prepared: set[str], sql: str, params: Mapping[str, Any]) -> None:
+def execute_prepared(cur: Any, prepared: set[str] | None, sql: str, params: Mapping[str, Any]) -> None:
     """Run ``sql`` (psycopg2 ``%(name)s`` binds) on ``cur`` as a prepared statement; the caller
-    fetches. ``prepared``: the names already prepared on this cursor's connection (updated)."""
+    fetches. ``prepared``: the names already prepared on this cursor's connection (updated); ``None``
+    runs it as a plain statement (behind PgBouncer in transaction mode, where a PREPAREd statement
+    stays on a server connection the next transaction may not get: ``ZHCHARGE_DB_PREPARED``)."""
+    if prepared is None:
+        cur.execute(sql, params)
+        return
     body, names = to_positional(sql)
     name = "zh_" + hashlib.md5(sql.encode()).hexdigest()[:16]  # noqa: S324 - a name, not security
     if name not in prepared:
@@ -65,7 +70,7 @@ def prepared_rows(conn: Connection, sql: str, params: Mapping[str, Any]) -> list
     if not conn.in_transaction():
         conn.begin()  # as conn.execute would: the caller's commit or rollback then reaches this work
     pooled = conn.connection
-    prepared = pooled.info.setdefault("zh_prepared", set())
+    prepared = pooled.info.setdefault("zh_prepared", set())  # None: plain statements (services.db.configure_engine)
     try:
         with pooled.dbapi_connection.cursor() as cur:
             execute_prepared(cur, prepared, sql, params)
