@@ -1,8 +1,9 @@
 """What the feed keeps about its pulls: the ``sync_runs`` log, each operator's circuit and lock.
 
-* One pull per operator at a time, across processes: ``pg_try_advisory_lock`` on a connection of
-  its own (:class:`OperatorLock`), and a re-check under the lock that nobody pulled meanwhile
-  (:func:`ran_recently`).
+* One pull per operator at a time, across processes: ``pg_try_advisory_xact_lock`` in a
+  transaction left open on a connection of its own for the whole pull (:class:`OperatorLock`; a
+  session-level lock breaks behind PgBouncer in transaction mode), and a re-check under the lock
+  that nobody pulled meanwhile (:func:`ran_recently`).
 * A circuit breaker per operator in ``feed_endpoints``: ``FeedSettings.circuit_failures`` failed
   pulls in a row open it for ``circuit_open_s``; then one trial pull goes through (``half_open``)
   and a success closes it.
@@ -12,54 +13,26 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, text
-from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.endpoints import EndpointInfo
+from services.db import TransactionLock
 from services.settings import Settings
 
 __all__ = ["CIRCUIT_FAIL", "CIRCUIT_OK", "RUN_END", "RUN_START", "OperatorLock", "circuit_allows", "half_open",
            "not_pullable_now", "ran_recently"]
 
 
-class OperatorLock:
-    """``pg_try_advisory_lock`` per operator on a connection of its own (session level)."""
+class OperatorLock(TransactionLock):
+    """One pull per operator across processes: the operator's advisory lock, held by an open
+    transaction on a connection of its own (:class:`services.db.TransactionLock`, which also holds
+    behind PgBouncer in transaction mode, where a session-level lock would not)."""
 
     def __init__(self, engine: Engine, operator_id: str) -> None:
-        self.engine = engine
+        super().__init__(engine, "hashtext('zhcharge.feed'), hashtext(:op)", {"op": operator_id})
         self.operator_id = operator_id
-        self.conn: Connection | None = None
-
-    def acquire(self, wait_s: float = 0.0) -> bool:
-        deadline = time.monotonic() + wait_s
-        self.conn = self.engine.connect()
-        while True:
-            got = self.conn.execute(text("SELECT pg_try_advisory_lock(hashtext('zhcharge.feed'), hashtext(:op))"),
-                                    {"op": self.operator_id}).scalar()
-            self.conn.commit()
-            if got:
-                return True
-            if time.monotonic() >= deadline:
-                self.release()
-                return False
-            time.sleep(0.2)
-
-    def release(self) -> None:
-        if self.conn is None:
-            return
-        try:
-            self.conn.execute(text("SELECT pg_advisory_unlock(hashtext('zhcharge.feed'), hashtext(:op))"),
-                              {"op": self.operator_id})
-            self.conn.commit()
-        except SQLAlchemyError:
-            self.conn.invalidate()  # the session (and its lock) died with the server
-        finally:
-            self.conn.close()
-            self.conn = None
 
 
 def circuit_allows(ep: EndpointInfo, settings: Settings) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -54,13 +54,42 @@ class DatabaseSettings(BaseSettings):
     max_overflow: int = 10
     statement_timeout_ms: int = 30_000
 
+    # --- scaling out (README "Running at scale") ---------------------------------------------
+    read_database_url: str | None = Field(default=None, description="a streaming replica of the database: "
+                                          "public read-only traffic goes there (ZHCHARGE_READ_DATABASE_URL)")
+    read_max_lag_s: float = Field(default=5.0, description="a replica further behind than this serves no reads "
+                                  "(they go to the primary) until it catches up")
+    read_check_s: float = Field(default=1.0, description="how often each process checks the replica's state and lag")
+    direct_database_url: str | None = Field(default=None, description="the primary without a pooler in between, "
+                                            "for LISTEN (tile data versions); default: the database URL, or the "
+                                            "private cluster itself when that sits behind PgBouncer")
+    pgbouncer: bool = Field(default=False, validation_alias=AliasChoices("ZHCHARGE_DB_PGBOUNCER", "pgbouncer"),
+                            description="the database URLs go through PgBouncer in transaction mode: "
+                            "no startup options, no session settings, no server-side prepared statements")
+    prepared: bool | None = Field(default=None, validation_alias=AliasChoices("ZHCHARGE_DB_PREPARED", "prepared"),
+                                  description="PREPARE the hot fixed statements (station detail, "
+                                  "tiles) once per connection; default on, off behind PgBouncer")
+    pg_replica_port: int | None = Field(default=None, description="port of the private cluster's read replica "
+                                     "(zhcharge db replica); default ZHCHARGE_PG_PORT + 1")
+    pgbouncer_port: int | None = Field(default=None, description="port of the private PgBouncer "
+                                       "(zhcharge db pgbouncer); default ZHCHARGE_PG_PORT + 2")
+
     @property
     def cluster_dir(self) -> Path:
         return self.data_dir / "pg"
 
     @property
+    def replica_dir(self) -> Path:
+        return self.data_dir / "pg-replica"
+
+    @property
     def embedded(self) -> bool:
         return not self.database_url
+
+    @property
+    def use_prepared(self) -> bool:
+        """Whether to PREPARE statements on our connections (never through a transaction pooler)."""
+        return (not self.pgbouncer) if self.prepared is None else bool(self.prepared)
 
 
 class AppSettings(BaseSettings):
