@@ -253,8 +253,14 @@ def refresh_stations(conn: Any, station_pks: Sequence[int], *, now: datetime | N
             UPDATE stations s SET price_now = v.p, price_until = v.u
             FROM (VALUES %s) AS v(pk, p, u)
             WHERE s.id = v.pk AND (s.price_now, s.price_until) IS DISTINCT FROM (v.p, v.u)""",
-                       [(r[0], r[6], r[7]) for r in rows], template="(%s::bigint, %s::numeric, %s::timestamptz)")
-        return cur.rowcount
+                       [(r[0], r[6], r[7]) for r in rows], template="(%s::bigint, %s::numeric, %s::timestamptz)",
+                       page_size=max(1, len(rows)))  # one statement, so rowcount counts them all
+        moved = cur.rowcount
+    if moved:  # a new price now: cached tiles, list ETags and exports follow the data version
+        from services.stations.summary import bump_version
+
+        bump_version(conn, "stations")
+    return moved
 
 
 def tick_prices(engine: Engine, now: datetime | None = None) -> int:
@@ -281,7 +287,8 @@ def tick_prices(engine: Engine, now: datetime | None = None) -> int:
                 UPDATE stations s SET price_now = v.p, price_until = v.u
                 FROM station_tariffs st, (VALUES %s) AS v(tid, p, u, now)
                 WHERE st.station_pk = s.id AND st.tariff_id = v.tid AND s.price_until <= v.now""",
-                           values, template="(%s::bigint, %s::numeric, %s::timestamptz, %s::timestamptz)")
+                           values, template="(%s::bigint, %s::numeric, %s::timestamptz, %s::timestamptz)",
+                           page_size=max(1, len(values)))
             n = cur.rowcount
         if n:
             bump_version(conn, "stations")
