@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import re
 import time
+from itertools import islice
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -14,7 +15,7 @@ from litestar.testing import TestClient
 from sqlalchemy import text
 
 from ingest.store import store_statuses
-from services.ocpi.parties import add_party, revoke_party
+from services.ocpi.parties import add_party, party_candidates, publishing_parties, revoke_party
 from services.prices.store import TariffWrite, store_tariffs
 from services.prices.tariff import CHINA_TZ, read_policy
 from services.prices.tariff import Tariff as DayTariff
@@ -324,4 +325,14 @@ def test_publishing_parties_are_assigned_once_and_unique(engine, ocpi) -> None: 
     assert set(parties) == operators
     assert len(set(parties.values())) == len(parties)
     assert parties[OCPI_OP] == OCPI_OP[-3:]
-    assert parties["SGN000001"] == "001" and parties["SHD000001"] != "001"  # the tail was taken: from a hash
+    for op, party in parties.items():  # the tail when it was free, else a candidate from a hash
+        assert party in list(islice(party_candidates(op), 20)), (op, party)
+    with engine.begin() as conn:  # two operators with the same tail: the first keeps it
+        conn.execute(text("DELETE FROM operators WHERE operator_id IN ('PTYAAA777', 'PTYBBB777')"))
+        conn.execute(text("DELETE FROM ocpi_cpo_parties WHERE party_id = '777'"))
+        conn.execute(text("INSERT INTO operators (operator_id, name) VALUES ('PTYAAA777', '甲'), ('PTYBBB777', '乙')"))
+        assigned = publishing_parties(conn, ["PTYBBB777", "PTYAAA777"])
+        assert publishing_parties(conn, ["PTYAAA777", "PTYBBB777"]) == assigned  # kept
+        conn.execute(text("DELETE FROM operators WHERE operator_id IN ('PTYAAA777', 'PTYBBB777')"))
+    assert assigned["PTYAAA777"] == "777"
+    assert assigned["PTYBBB777"] == next(c for c in party_candidates("PTYBBB777") if c not in set(parties.values()) | {"777"})
