@@ -13,13 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.errors import BadRequest, NotFound
+import psycopg2
+
+from services.errors import BadRequest, DatabaseUnavailable, NotFound
 from services.settings import Settings
 from services.search.query import PAGING_PARAMS, check_known
 from services.stations.filters import FILTER_PARAMS, StationFilter
 from tiles.cache import ByteLRU
 from tiles.grid import TileAddress, cells_per_tile
-from tiles.render import CRS_VALUES, TileRenderer
+from tiles.render import CRS_VALUES, TileRenderer, connect_kwargs
 from tiles.versions import DataVersions
 
 __all__ = ["LAYERS", "MVT_MEDIA_TYPE", "TileRequest", "TileResponse", "TileService", "parse_crs"]
@@ -51,6 +53,7 @@ class TileRequest:
     filter: StationFilter | None
     crs: str
     etag: str  # without quotes, identity encoding
+    version: int = 1  # the layer's data version the ETag was made from
 
 
 @dataclass(slots=True)
@@ -82,14 +85,31 @@ def _matches(if_none_match: str | None, etag: str) -> str | None:
 
 
 class TileService:
-    """One per app; built on startup, closed on shutdown."""
+    """One per app; built on startup, closed on shutdown.
 
-    def __init__(self, settings: Settings, db_url: Any, *, listen: bool = True) -> None:
+    ``router`` (``services.routing.ReadRouter``): with a read replica, misses render there when it is
+    usable and has replayed the data version of the tile's ETag (else on the primary, so no old
+    tile is cached under a new ETag); a replica that fails is reported and the tile rendered on the
+    primary. ``versions_url``: where the data versions are LISTENed for (the primary, directly:
+    LISTEN does not work through PgBouncer in transaction mode; ``None`` behind it: polling)."""
+
+    def __init__(self, settings: Settings, db_url: Any, *, listen: bool = True, router: Any = None,
+                 versions_url: Any = None) -> None:
         self.settings = settings
         self.tiles = settings.tiles
-        self.renderer = TileRenderer(db_url, self.tiles, maxconn=max(2, settings.db.pool_size),
-                                     statement_timeout_ms=settings.db.statement_timeout_ms)
-        self.versions = DataVersions(self.renderer.kwargs, poll_s=self.tiles.version_poll_s, listen=listen)
+        db = settings.db
+        self.renderer = TileRenderer(db_url, self.tiles, maxconn=max(2, db.pool_size),
+                                     statement_timeout_ms=db.statement_timeout_ms, pgbouncer=db.pgbouncer,
+                                     prepare=db.use_prepared)
+        self.router = router if router is not None and router.configured else None
+        self.read_renderer = None if self.router is None else TileRenderer(
+            self.router.replica_url, self.tiles, maxconn=max(2, db.pool_size),
+            statement_timeout_ms=db.statement_timeout_ms, pgbouncer=db.pgbouncer, prepare=db.use_prepared)
+        if versions_url is None and db.pgbouncer:
+            versions_kwargs, listen = self.renderer.kwargs, False
+        else:
+            versions_kwargs = connect_kwargs(versions_url or db_url, statement_timeout_ms=db.statement_timeout_ms)
+        self.versions = DataVersions(versions_kwargs, poll_s=self.tiles.version_poll_s, listen=listen)
         self.cache = ByteLRU(self.tiles.cache_bytes)
         t = self.tiles
         # Anything that changes the bytes for the same data goes into every ETag (v2: price_now).
@@ -104,6 +124,8 @@ class TileService:
     def close(self) -> None:
         self.versions.stop()
         self.renderer.close()
+        if self.read_renderer is not None:
+            self.read_renderer.close()
 
     # --- request path -------------------------------------------------------------------------
     def prepare(self, layer: str, z: str, x: str, y: str, params: Mapping[str, Any]) -> TileRequest:
@@ -123,7 +145,7 @@ class TileService:
         version = self.versions.get(layer)
         key = f"{self._fingerprint}|{layer}|{version}|{addr.z}/{addr.x}/{addr.y}|{crs}|{fkey}"
         etag = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
-        return TileRequest(layer, addr, flt, crs, etag)
+        return TileRequest(layer, addr, flt, crs, etag, version)
 
     def _headers(self, etag: str, gz: bool) -> dict[str, str]:
         h = {"ETag": f'"{etag}-gz"' if gz else f'"{etag}"', "Cache-Control": self.cache_control,
@@ -160,7 +182,34 @@ class TileService:
         return TileResponse(200, raw, self._headers(req.etag, False))
 
     def render_bytes(self, req: TileRequest) -> bytes:
+        renderer = self._renderer_for(req)
+        try:
+            return self._render(renderer, req)
+        except DatabaseUnavailable as exc:
+            if renderer is self.renderer:
+                raise
+            self.router.replica_failed(f"tile render: {exc.message}")
+            return self._render(self.renderer, req)
+
+    def _render(self, renderer: TileRenderer, req: TileRequest) -> bytes:
         if req.layer == "stations":
             assert req.filter is not None
-            return self.renderer.stations(req.addr, req.filter, req.crs)
-        return self.renderer.districts(req.addr, req.crs)
+            return renderer.stations(req.addr, req.filter, req.crs)
+        return renderer.districts(req.addr, req.crs)
+
+    def _renderer_for(self, req: TileRequest) -> TileRenderer:
+        """The replica's renderer when it is usable and has the tile's data version, else the primary's."""
+        router, replica = self.router, self.read_renderer
+        if router is None or replica is None or not router.replica_usable():
+            return self.renderer
+        if router.known_version(req.layer) < req.version:
+            try:
+                router.note_versions({req.layer: replica.data_version(req.layer)})
+            except (DatabaseUnavailable, psycopg2.Error) as exc:
+                router.replica_failed(f"tile version check: {getattr(exc, 'message', exc)}")
+                return self.renderer
+            if router.known_version(req.layer) < req.version:
+                router.count("tiles_primary_behind")
+                return self.renderer
+        router.count("tiles_replica")
+        return replica
