@@ -29,8 +29,10 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from geo.errors import GeoInputError
 from portal_site import accesslog, auth, i18n
 from portal_site.edge import ClientAddressMiddleware, InputGuardMiddleware, SecurityHeaders, parse_networks
+from portal_site.routing import provide_db
 from services.db import Database, make_engine
 from services.errors import AppError, DatabaseUnavailable
+from services.routing import ReadRouter
 from services.settings import Settings, check_production, load_settings
 
 __all__ = ["create_app", "ROUTE_MODULES"]
@@ -174,6 +176,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     check_production(settings)
     accesslog.install()
     db = database or Database(make_engine(settings.db))
+    router = ReadRouter(db, settings.db)  # public reads: the replica (ZHCHARGE_READ_DATABASE_URL) or db
     modules = _load_route_modules()
 
     route_handlers: list[Any] = []
@@ -187,6 +190,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                                                      include_in_schema=False, send_as_attachment=False))
 
     async def on_startup(app: Litestar) -> None:
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(router.start)  # first replica check before any request (and the tiles)
         for mod in modules:
             hook = getattr(mod, "on_startup", None)
             if hook:
@@ -201,10 +207,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
                 result = hook(app)
                 if hasattr(result, "__await__"):
                     await result
+        router.stop()
         db.dispose()
-
-    def provide_db() -> Database:
-        return db
 
     def provide_settings() -> Settings:
         return settings
@@ -218,7 +222,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         route_handlers=route_handlers,
         dependencies={"db": Provide(provide_db, sync_to_thread=False),
                       "settings": Provide(provide_settings, sync_to_thread=False)},
-        state=State({"settings": settings, "db": db}),
+        state=State({"settings": settings, "db": db, "router": router}),
         exception_handlers={
             AppError: _app_error_handler,
             GeoInputError: _geo_input_handler,

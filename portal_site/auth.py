@@ -56,7 +56,9 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from markupsafe import Markup, escape
 from jinja2 import pass_context
 
+from portal_site.routing import is_public_read
 from services.accounts.service import CurrentUser, create_session, delete_session, load_current_user
+from services.errors import DatabaseUnavailable
 
 __all__ = [
     "COOKIE_NAME",
@@ -147,7 +149,15 @@ class SessionMiddleware(ASGIMiddleware):
                 with db.session() as s:
                     return load_current_user(s, sid)
 
-            user = await anyio.to_thread.run_sync(_load)
+            try:
+                user = await anyio.to_thread.run_sync(_load)
+            except DatabaseUnavailable:
+                # sessions live on the primary; while it is down and a replica serves the public
+                # reads, answer those as to a visitor rather than not at all
+                router = scope["app"].state.get("router")
+                if not (router is not None and router.replica_usable()
+                        and is_public_read(scope["method"], scope["path"])):
+                    raise
         state = scope.setdefault("state", {})
         state["user"] = user
         state["sid"] = sid

@@ -4,10 +4,16 @@
 ``postgres`` system user (created by Debian's postgresql package). The cluster listens on
 loopback only, is UTF-8 with the ``C.UTF-8`` locale (pg_trgm extracts no trigrams from
 Chinese under ``C``) and keeps its log inside the data directory.
+
+:class:`Replica` is a streaming read replica of it (``zhcharge db replica``): a ``pg_basebackup -R``
+copy under ``.data/pg-replica`` on the next port, fed through a physical replication slot by the
+role ``zhcharge_replication`` (REPLICATION LOGIN, nothing else; its password in
+``.data/pg-replication-password``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -21,7 +27,7 @@ from pathlib import Path
 from services.errors import AppError
 from services.settings import DatabaseSettings
 
-__all__ = ["Cluster", "ClusterError", "database_url", "ensure_database", "libpq_url"]
+__all__ = ["Cluster", "ClusterError", "Replica", "database_url", "ensure_database", "libpq_url"]
 
 _SEARCH_DIRS = ("/usr/lib/postgresql",)
 
@@ -96,12 +102,14 @@ class Cluster:
                 f"{database or s.pg_database}")
 
     # --- running commands --------------------------------------------------------------
-    def _run(self, args: list[str], *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def _run(self, args: list[str], *, check: bool = True, timeout: float = 120,
+             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         name = Path(args[0]).name
         if _is_root():
             args = ["runuser", "-u", "postgres", "--", *args]
         try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd="/")
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd="/",
+                                  env={**os.environ, **env} if env else None)
         except FileNotFoundError as exc:  # runuser or the binary itself
             raise ClusterError(f"cannot run {args[0]}: {exc.strerror}; install PostgreSQL (`make setup`).") from exc
         if check and proc.returncode != 0:
@@ -177,6 +185,13 @@ class Cluster:
                 "random_page_cost = 1.1\n"
                 "jit = off\n"
                 "timezone = 'UTC'\n"
+                "# streaming replicas (zhcharge db replica); a standby copies these lines\n"
+                "wal_level = replica\n"
+                "max_wal_senders = 10\n"
+                "max_replication_slots = 10\n"
+                f"max_slot_wal_keep_size = '{REPLICA_WAL_KEEP}'\n"
+                "hot_standby = on\n"
+                "hot_standby_feedback = on\n"
             )
         return True
 
@@ -248,6 +263,173 @@ class Cluster:
 
     def _ensure_database(self) -> None:
         ensure_database(self.url("postgres"), self.settings.pg_database)
+
+
+    # --- replication -------------------------------------------------------------------------
+    @property
+    def replication_password_file(self) -> Path:
+        return self.settings.data_dir.resolve() / "pg-replication-password"
+
+    def ensure_replication(self) -> str:
+        """Make this (running) cluster ready to feed streaming replicas; returns the replication
+        role's password. Idempotent: the role ``zhcharge_replication`` (REPLICATION LOGIN), a
+        ``host replication`` line for loopback in ``pg_hba.conf`` (initdb writes one), a bound on
+        the WAL a forgotten slot may keep. ``wal_level`` and ``max_wal_senders`` need a restart to
+        change: a cluster without them is told so."""
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        if not self.replication_password_file.exists():
+            self.replication_password_file.write_text(secrets.token_urlsafe(24) + "\n")
+            os.chmod(self.replication_password_file, 0o600)
+        password = self.replication_password_file.read_text().strip()
+        hba = self.data_dir / "pg_hba.conf"
+        lines = [ln.split() for ln in hba.read_text().splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        reload = False
+        if not any(len(f) >= 4 and f[0] == "host" and f[1] == "replication" and f[2] in ("all", REPLICATION_ROLE)
+                   and f[3] in ("127.0.0.1/32", "all", "0.0.0.0/0") for f in lines):
+            with hba.open("a") as fh:
+                fh.write(f"host    replication     {REPLICATION_ROLE}    127.0.0.1/32    scram-sha-256\n")
+            reload = True
+        admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with admin.connect() as conn:
+                wal_level = conn.execute(text("SHOW wal_level")).scalar()
+                senders = int(conn.execute(text("SHOW max_wal_senders")).scalar())
+                if wal_level == "minimal" or senders < 2:
+                    conn.execute(text("ALTER SYSTEM SET wal_level = 'replica'"))
+                    conn.execute(text("ALTER SYSTEM SET max_wal_senders = 10"))
+                    raise ClusterError("the private cluster was started without replication (wal_level "
+                                       f"{wal_level}, max_wal_senders {senders}); it is now configured for it: "
+                                       "restart it (zhcharge db stop && zhcharge db start), then start the replica")
+                exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": REPLICATION_ROLE}).scalar()
+                verb = "ALTER" if exists else "CREATE"
+                pw = password.replace("'", "''")
+                conn.execute(text(f"{verb} ROLE {REPLICATION_ROLE} WITH REPLICATION LOGIN PASSWORD '{pw}'"))
+                if conn.execute(text("SHOW max_slot_wal_keep_size")).scalar() == "-1":
+                    conn.execute(text(f"ALTER SYSTEM SET max_slot_wal_keep_size = '{REPLICA_WAL_KEEP}'"))
+                    reload = True
+                if reload:
+                    conn.execute(text("SELECT pg_reload_conf()"))
+        finally:
+            admin.dispose()
+        return password
+
+    def drop_slot(self, slot: str) -> bool:
+        """Drop a replication slot nobody uses (a replica that was deleted); True when dropped."""
+        from sqlalchemy import create_engine, text
+        from sqlalchemy.pool import NullPool
+
+        admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool)
+        try:
+            with admin.connect() as conn:
+                return bool(conn.execute(text("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                                              "WHERE slot_name = :s AND NOT active"), {"s": slot}).rowcount)
+        finally:
+            admin.dispose()
+
+
+REPLICATION_ROLE = "zhcharge_replication"
+REPLICA_WAL_KEEP = "4GB"  # WAL a stopped replica's slot may hold on the primary before it is given up
+
+
+@dataclass
+class ReplicaStatus(Status):
+    in_recovery: bool | None = None
+    replay_lag_bytes: int | None = None
+    replay_delay_s: float | None = None
+    upstream: str = ""
+
+    def describe(self) -> str:
+        if not self.initialised:
+            return f"no replica at {self.data_dir} (run `zhcharge db replica start`)"
+        if not self.running:
+            return f"stopped, data in {self.data_dir}"
+        state = "streaming" if self.in_recovery else "NOT in recovery (promoted?)"
+        lag = "" if self.replay_lag_bytes is None else f", {self.replay_lag_bytes} bytes of WAL behind the primary"
+        return (f"running (pid {self.pid}) on 127.0.0.1:{self.port}, {state} from {self.upstream}{lag}, "
+                f"data in {self.data_dir}")
+
+
+class Replica(Cluster):
+    """A streaming read replica of the private cluster: ``pg_basebackup -R`` into ``.data/pg-replica``,
+    listening on ``ZHCHARGE_PG_REPLICA_PORT`` (default the primary's port + 1), fed through the
+    physical replication slot ``zhcharge_replica``. Same roles, passwords and databases as the
+    primary (it is a copy); read-only."""
+
+    SLOT = "zhcharge_replica"
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        super().__init__(settings)
+        self.primary = Cluster(settings)
+        self.data_dir = settings.replica_dir.resolve()
+        self.port = settings.pg_replica_port or settings.pg_port + 1
+
+    def init(self) -> bool:
+        """Copy the running primary with ``pg_basebackup -R`` unless the copy exists."""
+        if (self.data_dir / "PG_VERSION").exists():
+            return False
+        if not self.primary.status().running:
+            raise ClusterError("the private cluster is not running: start it first (zhcharge db start)")
+        password = self.primary.ensure_replication()
+        self.primary.drop_slot(self.SLOT)  # left by a replica deleted by hand
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        self.data_dir.mkdir(parents=True)
+        self._make_traversable(self.data_dir.parent)
+        self._owner_setup(self.data_dir)
+        os.chmod(self.data_dir, 0o700)
+        try:
+            self._run([str(_find_bindir() / "pg_basebackup"), "-D", str(self.data_dir), "-h", "127.0.0.1",
+                       "-p", str(self.primary.port), "-U", REPLICATION_ROLE, "--no-password", "-X", "stream",
+                       "-R", "-C", "-S", self.SLOT, "--checkpoint=fast"],
+                      env={"PGPASSWORD": password, "PGAPPNAME": "zhcharge-replica"}, timeout=3600)
+        except ClusterError:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            raise
+        with (self.data_dir / "postgresql.conf").open("a") as fh:
+            fh.write("\n# zhcharge read replica (zhcharge db replica)\n"
+                     f"port = {self.port}\n"
+                     "hot_standby = on\n"
+                     "hot_standby_feedback = on\n"
+                     "max_standby_streaming_delay = 30s\n"
+                     "cluster_name = 'zhcharge-replica'\n")
+        return True
+
+    def _ensure_database(self) -> None:
+        """A standby has the primary's databases and cannot create any."""
+
+    def reset(self) -> None:
+        """Stop the replica, delete its copy and its slot on the primary (when that runs)."""
+        self.stop()
+        if self.data_dir.exists():
+            shutil.rmtree(self.data_dir)
+        if self.primary.status().running:
+            self.primary.drop_slot(self.SLOT)
+
+    def status(self) -> ReplicaStatus:
+        base = super().status()
+        out = ReplicaStatus(**vars(base), upstream=f"127.0.0.1:{self.primary.port}")
+        if not base.running:
+            return out
+        import psycopg2
+
+        try:
+            with contextlib.closing(psycopg2.connect(host="127.0.0.1", port=self.port, user=self.settings.pg_user,
+                                                     password=self.password(), dbname="postgres",
+                                                     connect_timeout=3)) as conn, conn.cursor() as cur:
+                cur.execute("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
+                            "extract(epoch FROM now() - pg_last_xact_replay_timestamp())")
+                out.in_recovery, replay, delay = cur.fetchone()
+                out.replay_delay_s = float(delay) if delay is not None else None
+            if replay and self.primary.status().running:
+                with contextlib.closing(psycopg2.connect(
+                        host="127.0.0.1", port=self.primary.port, user=self.settings.pg_user,
+                        password=self.password(), dbname="postgres", connect_timeout=3)) as conn, conn.cursor() as cur:
+                    cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)::bigint", (replay,))
+                    out.replay_lag_bytes = max(0, int(cur.fetchone()[0]))
+        except psycopg2.Error:
+            pass
+        return out
 
 
 _DB_NAME = re.compile(r"^[A-Za-z0-9_]{1,63}$")

@@ -5,7 +5,8 @@ Rules every endpoint follows
   400 whose JSON names it (``{"error", "message", "param"}``), never a 500.
 - Rate limits (``X-RateLimit-Limit/Remaining/Reset`` on every response, 429 + ``Retry-After``
   over the limit) are counted in the database so all worker processes share them
-  (:mod:`services.search.ratelimit`). A key (``X-API-Key`` header or ``api_key`` parameter)
+  (:mod:`services.search.ratelimit`; per process only while the primary is down and a read replica
+  serves). A key (``X-API-Key`` header or ``api_key`` parameter)
   raises the limit; an unknown or revoked key is a 401.
 - ETags are ``W/"<stations data version>-<hash of path and query>"`` (the station detail, whose
   prices depend on the time, hashes its content instead); ``If-None-Match`` gives 304.
@@ -33,14 +34,15 @@ from litestar.middleware import AbstractMiddleware
 from litestar.params import Parameter
 from litestar.response import Stream
 from litestar.types import Message, Receive, Scope, Send
+from sqlalchemy.exc import SQLAlchemyError
 
-from services.db import Database
+from services.db import Database, is_disconnect
 from services.errors import BadRequest
 from services.prices.views import next_change, parse_kwh
 from services.search import parse_search, search
 from services.search.query import check_known
 from services.search.catalog import iter_matches, reference, station_detail, stats
-from services.search.ratelimit import RateDecision, check_rate
+from services.search.ratelimit import LOCAL_WINDOWS, RateDecision, check_rate, check_rate_locally
 from services.search.schemas import ReferenceResponse, SearchResponse, StationDetail, StatsResponse
 from services.settings import Settings
 from services.stations.filters import _single
@@ -61,10 +63,18 @@ def _api_key(scope: Scope) -> str | None:
     return request.headers.get("x-api-key") or request.query_params.get("api_key") or None
 
 
-def _check(db: Database, settings: Settings, ip: str, key: str | None) -> RateDecision:
-    with db.engine.begin() as conn:
-        return check_rate(conn, ip=ip, api_key=key, anonymous_per_min=settings.search.anonymous_rate_per_min,
-                          key_per_min=settings.search.key_rate_per_min)
+def _check(db: Database, settings: Settings, ip: str, key: str | None, router: Any = None) -> RateDecision:
+    limits = {"ip": ip, "api_key": key, "anonymous_per_min": settings.search.anonymous_rate_per_min,
+              "key_per_min": settings.search.key_rate_per_min}
+    try:
+        with db.engine.begin() as conn:
+            return check_rate(conn, **limits)
+    except SQLAlchemyError as exc:
+        # the primary is down: while a read replica serves the public reads, count in this process
+        if not (is_disconnect(exc) and router is not None and router.replica_usable()):
+            raise
+        with router.replica.engine.connect() as conn:
+            return check_rate_locally(conn, LOCAL_WINDOWS, **limits)
 
 
 class RateLimitMiddleware(AbstractMiddleware):
@@ -76,7 +86,7 @@ class RateLimitMiddleware(AbstractMiddleware):
             return
         app = scope["app"]
         decision = await anyio.to_thread.run_sync(partial(
-            _check, app.state["db"], app.state["settings"], _client_ip(scope), _api_key(scope)))
+            _check, app.state["db"], app.state["settings"], _client_ip(scope), _api_key(scope), app.state.get("router")))
         scope.setdefault("state", {})["zh_data_version"] = decision.data_version
         headers = {"X-RateLimit-Limit": str(decision.limit), "X-RateLimit-Remaining": str(decision.remaining),
                    "X-RateLimit-Reset": str(decision.reset_at)}

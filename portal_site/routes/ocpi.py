@@ -19,7 +19,7 @@ from urllib.parse import unquote
 from litestar import MediaType, Request, Response, Router, get
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.db import Database
+from services.db import Database, is_disconnect
 from services.errors import AppError
 from services.ocpi import queries
 from services.ocpi.errors import (GENERIC_CLIENT_ERROR, GENERIC_SERVER_ERROR, INVALID_PARAMETERS, SUCCESS, OcpiError,
@@ -75,8 +75,25 @@ def _server_error(request: Request, exc: Exception) -> Response:
 
 # --- helpers ------------------------------------------------------------------------------------
 def _party(request: Request, db: Database) -> ClientParty:
-    with db.engine.begin() as conn:
-        return authenticate(conn, request.headers.get("authorization"))
+    header = request.headers.get("authorization")
+    try:
+        with db.primary.engine.begin() as conn:  # last_used_at bookkeeping: a write, so the primary
+            return authenticate(conn, header)
+    except SQLAlchemyError as exc:
+        if db.primary is db or not is_disconnect(exc):
+            raise
+    with db.engine.connect() as conn:  # the primary is down and a replica serves the reads: it knows the tokens
+        return authenticate(conn, header, touch=False)
+
+
+def _ensure_parties(db: Database) -> None:
+    """Publishing parties for new operators (a write); skipped while the primary is down and a replica
+    serves the reads (every operator seen before has its party already)."""
+    try:
+        queries.ensure_parties(db.primary.engine)
+    except SQLAlchemyError as exc:
+        if db.primary is db or not is_disconnect(exc):
+            raise
 
 
 def _base(settings: Settings) -> str:
@@ -121,7 +138,7 @@ def _list(request: Request, db: Database, settings: Settings, module: str, key: 
     _party(request, db)
     cfg = settings.ocpi
     q = parse_list(request.query_params, default_limit=cfg.default_limit, max_limit=cfg.max_limit, key=key)
-    queries.ensure_parties(db.engine)
+    _ensure_parties(db)
     with queries.read_snapshot(db.engine) as conn:
         page = fetch(conn, q)
     return _paged(page, q, f"{_base(settings)}/{VERSION}/{module}")
@@ -131,7 +148,7 @@ def _list(request: Request, db: Database, settings: Settings, module: str, key: 
 def locations(request: Request, db: Database, settings: Settings) -> Response:
     """Locations with ``last_updated`` in [date_from, date_to), by id, paginated."""
     return _list(request, db, settings, "locations", queries.location_key,
-                 lambda conn, q: queries.locations_page(conn, db.engine, q, city=settings.ocpi.city))
+                 lambda conn, q: queries.locations_page(conn, db.primary.engine, q, city=settings.ocpi.city))
 
 
 def _object_path(request: Request) -> list[str]:
@@ -150,9 +167,9 @@ def location_object(request: Request, db: Database, settings: Settings, rest: st
     parts = _object_path(request)
     if not 1 <= len(parts) <= 3:
         raise unknown_location("give /locations/{location_id}[/{evse_uid}[/{connector_id}]]")
-    queries.ensure_parties(db.engine)
+    _ensure_parties(db)
     with queries.read_snapshot(db.engine) as conn:
-        loc = queries.one_location(conn, db.engine, parts[0], city=settings.ocpi.city)
+        loc = queries.one_location(conn, db.primary.engine, parts[0], city=settings.ocpi.city)
     if len(parts) == 1:
         return _envelope(loc)
     evse = next((e for e in loc.evses if e.uid == parts[1]), None)
@@ -171,7 +188,7 @@ def location_object(request: Request, db: Database, settings: Settings, rest: st
 def tariffs(request: Request, db: Database, settings: Settings) -> Response:
     """Tariffs with ``last_updated`` in [date_from, date_to), by (operator, id), paginated."""
     return _list(request, db, settings, "tariffs", queries.tariff_key,
-                 lambda conn, q: queries.tariffs_page(conn, db.engine, q))
+                 lambda conn, q: queries.tariffs_page(conn, db.primary.engine, q))
 
 
 ocpi_router = Router(path=PREFIX, route_handlers=[versions, version_details, locations, location_object, tariffs],

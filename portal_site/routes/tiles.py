@@ -22,8 +22,11 @@ __all__ = ["ROUTES", "on_startup", "on_shutdown", "tile_service"]
 def tile_service(app) -> TileService:  # noqa: ANN001
     svc = getattr(app.state, "tiles", None)
     if svc is None:
+        from services.routing import direct_url
+
         settings = app.state.settings
-        svc = TileService(settings, app.state.db.engine.url)
+        url = app.state.db.engine.url
+        svc = TileService(settings, url, router=app.state.get("router"), versions_url=direct_url(settings.db, url))
         svc.start()
         app.state.tiles = svc
     return svc

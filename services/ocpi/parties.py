@@ -134,15 +134,20 @@ SELECT id, country_code, party_id, name FROM p
 """)
 
 
-def authenticate(conn: Any, header: str | None) -> ClientParty:
+_AUTH_READ_ONLY = text("SELECT id, country_code, party_id, name FROM ocpi_parties "
+                       "WHERE token_hash = ANY(:h) AND revoked_at IS NULL")
+
+
+def authenticate(conn: Any, header: str | None, *, touch: bool = True) -> ClientParty:
     """The party whose token the Authorization header carries; OCPI 4001 (HTTP 401) otherwise.
-    ``last_used_at`` is written at most once a minute per party."""
+    ``last_used_at`` is written at most once a minute per party (not with ``touch=False``: on a read
+    replica, while the primary is down)."""
     candidates = token_candidates(header)
     if not header:
         raise bad_credentials("missing Authorization header: send 'Authorization: Token <Base64 of your token>'")
     if not candidates:
         raise bad_credentials("the Authorization header must be 'Token <Base64 of your token>'")
-    row = conn.execute(_AUTH, {"h": [hash_token(c) for c in candidates]}).first()
+    row = conn.execute(_AUTH if touch else _AUTH_READ_ONLY, {"h": [hash_token(c) for c in candidates]}).first()
     if row is None:
         raise bad_credentials("unknown or revoked credentials token")
     return ClientParty(row.id, row.country_code, row.party_id, row.name)

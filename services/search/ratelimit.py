@@ -9,11 +9,17 @@ by roughly one request in a hundred.
 Why the database and not process memory: ``zhcharge serve --workers N`` runs N processes, and a
 per-process counter would let a client have N times its quota. The cost is one round trip of
 well under a millisecond on the same connection the request uses anyway.
+
+Only while the primary cannot be written and a read replica serves the public reads does
+:func:`check_rate_locally` decide instead: the key is looked up on the replica and the windows are
+counted in this process (:class:`LocalWindows`) — looser across workers, but reads keep working.
 """
 
 from __future__ import annotations
 
 import random
+import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -21,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from services.search.apikeys import hash_key
 
-__all__ = ["RateDecision", "check_rate"]
+__all__ = ["LOCAL_WINDOWS", "LocalWindows", "RateDecision", "check_rate", "check_rate_locally"]
 
 _STATEMENT = text("""
 WITH k AS (
@@ -75,3 +81,47 @@ def check_rate(conn: Connection, *, ip: str, api_key: str | None, anonymous_per_
     remaining = max(limit - hits, 0)
     allowed = hits <= limit
     return RateDecision(allowed, limit, remaining, reset_at, max(reset_at - int(row["now"]), 1), True, version)
+
+
+class LocalWindows:
+    """One-minute fixed windows counted in process memory (the degraded mode's count)."""
+
+    def __init__(self, max_buckets: int = 100_000) -> None:
+        self.max_buckets = max_buckets
+        self._hits: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, bucket: str, now: float | None = None) -> tuple[int, int]:
+        """Count one request of ``bucket``; returns (hits in this window, window start in unix seconds)."""
+        start = int((time.time() if now is None else now) // 60 * 60)
+        with self._lock:
+            if len(self._hits) >= self.max_buckets:
+                self._hits = {k: v for k, v in self._hits.items() if k[1] >= start}
+            hits = self._hits.get((bucket, start), 0) + 1
+            self._hits[(bucket, start)] = hits
+        return hits, start
+
+
+LOCAL_WINDOWS = LocalWindows()
+
+_KEY_ON_REPLICA = text("""
+SELECT (SELECT id FROM api_keys WHERE :key_hash IS NOT NULL AND key_hash = :key_hash AND revoked_at IS NULL) AS key_id,
+       (SELECT rate_per_min FROM api_keys WHERE :key_hash IS NOT NULL AND key_hash = :key_hash
+        AND revoked_at IS NULL) AS key_rate,
+       (SELECT version FROM data_versions WHERE layer = 'stations') AS data_version
+""")
+
+
+def check_rate_locally(conn: Connection, windows: LocalWindows, *, ip: str, api_key: str | None,
+                       anonymous_per_min: int, key_per_min: int) -> RateDecision:
+    """:func:`check_rate`'s decision from a read-only connection (a replica) and process-local windows."""
+    key_hash = hash_key(api_key) if api_key else None
+    row = conn.execute(_KEY_ON_REPLICA, {"key_hash": key_hash}).mappings().one()
+    version = int(row["data_version"] or 1)
+    now = int(time.time())
+    if key_hash is not None and row["key_id"] is None:
+        return RateDecision(False, anonymous_per_min, 0, now + 60, 0, False, version)
+    hits, start = windows.hit(f"key:{row['key_id']}" if key_hash else f"ip:{ip[:64]}")
+    limit = int(row["key_rate"] or key_per_min) if key_hash else anonymous_per_min
+    reset_at = start + 60
+    return RateDecision(hits <= limit, limit, max(limit - hits, 0), reset_at, max(reset_at - now, 1), True, version)
