@@ -18,9 +18,12 @@ Rules (decided here, documented for operators):
   resends it with a fresh Seq: nothing is acknowledged that was not stored.
 * Ret 4001 bad signature, 4002 token, 4003 envelope, 4004 business data (inside ``Data``).
 * When the database cannot store the push we answer Ret -1 (HTTP 503): the sender retries.
-* A status push is one statement (``feed_store_status_push``, migration 0200): replay check,
-  status upsert (``status_since`` moves only when the value changes), the station's free count
-  and availability, and the data version bump, in one round trip and one transaction.
+* A status push is one statement (``feed_store_status_push``, migration 1500): replay check,
+  the status at the envelope's TimeStamp (``status_since`` moves only when the value changes; a
+  report older than the one held goes to its place in the history and changes nothing else), the
+  history row of a change, the station's free count and availability, and the data version bump,
+  in one round trip and one transaction. Should the history lack this month's partition (the
+  reliability job makes them months ahead), it is made and the push stored on a second try.
 * ``notification_stationInfo`` stores one StationInfo like a pull would; a StationInfo that
   breaks the field rules is stored as rejected (never lost) and answered Ret 4004 with the reason.
   When its content changed, ``on_stations_changed`` (set by the app when it runs background
@@ -56,6 +59,7 @@ from ingest.replay import claim_envelope
 from ingest.retention import prune  # re-exported: it lived here before ingest.retention
 from ingest.store import store_station_infos
 from services.db import is_disconnect
+from services.reliability.partitions import ensure_partitions, is_missing_partition
 from services.settings import Settings
 from services.stations.summary import bump_version, refresh_station_summaries
 
@@ -288,11 +292,16 @@ class Receiver:
             raise ProtocolError(Ret.BUSINESS, f"ConnectorStatusInfo.Status {info.get('Status')!r} is not one of {allowed}")
         park, lock = _small(info.get("ParkStatus")), _small(info.get("LockStatus"))
         op = inbound.secrets.operator_id
+        args = (op, parsed.timestamp, parsed.seq, parsed.raw["Sig"], cid, status, park, lock)
         try:
-            with self.push_engine.connect() as conn:
-                outcome = conn.exec_driver_sql(
-                    "SELECT feed_store_status_push(%s, %s, %s, %s, %s, %s::smallint, %s::smallint, %s::smallint)",
-                    (op, parsed.timestamp, parsed.seq, parsed.raw["Sig"], cid, status, park, lock)).scalar()
+            try:
+                outcome = self._push_status(args)
+            except DBAPIError as exc:
+                if not is_missing_partition(exc):
+                    raise
+                with self.engine.begin() as conn:
+                    ensure_partitions(conn, datetime.now(UTC))
+                outcome = self._push_status(args)
         except DBAPIError as exc:
             if is_disconnect(exc):
                 raise _Unavailable() from exc
@@ -303,6 +312,12 @@ class Receiver:
         with self._lock:
             self.counts[op] = self.counts.get(op, 0) + 1
         return {"Status": 0}
+
+    def _push_status(self, args: tuple) -> str:
+        with self.push_engine.connect() as conn:
+            return conn.exec_driver_sql(
+                "SELECT feed_store_status_push(%s, %s, %s, %s, %s, %s::smallint, %s::smallint, %s::smallint)",
+                args).scalar()
 
     def _station_info(self, inbound: _Inbound, parsed: Any) -> dict:
         data = parsed.data if isinstance(parsed.data, dict) else None

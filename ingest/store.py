@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from psycopg2.extras import execute_values
 from sqlalchemy.engine import Connection
@@ -19,7 +20,7 @@ from sqlalchemy.engine import Connection
 from ingest.objects import CONNECTOR_STATUSES
 from ingest.rows import content_digest, int_or_none, prepare_rows
 
-__all__ = ["StoreCounts", "store_station_infos", "store_statuses"]
+__all__ = ["StoreCounts", "asked_at", "store_station_infos", "store_status_batches", "store_statuses"]
 
 
 _STATION_TEMPLATE = (
@@ -267,70 +268,123 @@ def store_station_infos(conn: Connection, operator_id: str, operator_name: str, 
 # Statuses
 # --------------------------------------------------------------------------------------------
 
+# An unchanged status is re-stamped (updated_at, reported_at) at most this often: a status pull every
+# minute would otherwise rewrite every row each time. Silence (services.reliability) needs longer.
+_RESTAMP_S = 300
+
 _UPSERT_STATUS = """
 INSERT INTO connector_status AS cs (operator_id, connector_id, status, park_status, lock_status, source,
-                                    status_since, updated_at)
-SELECT %(op)s, v.connector_id, v.status, v.park, v.lock, %(src)s, now(), now()
-FROM (VALUES %s) AS v (connector_id, status, park, lock)
+                                    status_since, reported_at, updated_at)
+SELECT %(op)s, v.connector_id, v.status, v.park, v.lock, %(src)s, v.since, v.at, now()
+FROM (VALUES %s) AS v (connector_id, status, park, lock, since, at)
 ON CONFLICT (operator_id, connector_id) DO UPDATE SET
     status = EXCLUDED.status, park_status = EXCLUDED.park_status, lock_status = EXCLUDED.lock_status,
-    source = EXCLUDED.source,
-    status_since = CASE WHEN cs.status IS DISTINCT FROM EXCLUDED.status THEN now() ELSE cs.status_since END,
+    source = EXCLUDED.source, status_since = EXCLUDED.status_since, reported_at = EXCLUDED.reported_at,
     updated_at = now()
-WHERE (cs.status, cs.park_status, cs.lock_status, cs.source) IS DISTINCT FROM
-      (EXCLUDED.status, EXCLUDED.park_status, EXCLUDED.lock_status, EXCLUDED.source)
-   OR cs.updated_at < now() - interval '5 minutes'
+WHERE cs.reported_at <= EXCLUDED.reported_at
+RETURNING cs.id, cs.connector_id
 """
 
+_HISTORY_SOURCE = {"pull": "l", "push": "p"}
 
-def _status_rows(infos: Iterable[dict]) -> tuple[dict[str, tuple], int]:
+
+def _status_rows(batches: Iterable[tuple[datetime, Iterable[dict]]]) -> dict[str, tuple]:
+    """(ConnectorID, Status, ParkStatus, LockStatus, time asked) of every valid ConnectorStatusInfo;
+    a connector reported twice keeps its latest report."""
     rows: dict[str, tuple] = {}
-    bad = 0
-    for info in infos:
-        if not isinstance(info, dict):
-            bad += 1
-            continue
-        for c in info.get("ConnectorStatusInfos") or []:
-            if not isinstance(c, dict):
-                bad += 1
+    for at, infos in batches:
+        for info in infos:
+            if not isinstance(info, dict):
                 continue
-            cid, status = c.get("ConnectorID"), c.get("Status")
-            if not isinstance(cid, str) or not cid or len(cid) > 26 or int_or_none(status) is None \
-                    or status not in CONNECTOR_STATUSES:
-                bad += 1
-                continue
-            rows[cid] = (cid, status, int_or_none(c.get("ParkStatus")), int_or_none(c.get("LockStatus")))
-    return rows, bad
+            for c in info.get("ConnectorStatusInfos") or []:
+                if not isinstance(c, dict):
+                    continue
+                cid, status = c.get("ConnectorID"), c.get("Status")
+                if not isinstance(cid, str) or not cid or len(cid) > 26 or int_or_none(status) is None \
+                        or status not in CONNECTOR_STATUSES:
+                    continue
+                if cid not in rows or rows[cid][4] <= at:
+                    rows[cid] = (cid, status, int_or_none(c.get("ParkStatus")), int_or_none(c.get("LockStatus")), at)
+    return rows
 
 
-def store_statuses(conn: Connection, operator_id: str, infos: Iterable[dict], *, source: str = "pull") -> tuple[int, list[int]]:
-    """Upsert connector statuses; returns (statuses stored, pks of stations whose statuses changed).
+def asked_at() -> datetime:
+    """Now, in whole seconds: the time a pull asked, comparable with pushes' second-resolution TimeStamps
+    (a push in the same second as a pull is the newer one)."""
+    return datetime.now(UTC).replace(microsecond=0)
 
-    ``status_since`` moves only when the status value changes; ``updated_at`` is the report time,
-    refreshed at most every 5 minutes while nothing changes (a status pull every minute would
-    otherwise rewrite every row of the table each time).
+
+def store_statuses(conn: Connection, operator_id: str, infos: Iterable[dict], *, source: str = "pull",
+                   at: datetime | None = None) -> tuple[int, list[int]]:
+    """Store pulled StationStatusInfos asked for at ``at`` (default now); see :func:`store_status_batches`."""
+    return store_status_batches(conn, operator_id, [(at or asked_at(), infos)], source=source)
+
+
+def store_status_batches(conn: Connection, operator_id: str, batches: Iterable[tuple[datetime, Iterable[dict]]], *,
+                         source: str = "pull") -> tuple[int, list[int]]:
+    """Upsert connector statuses, each batch of StationStatusInfos with the time it was asked for;
+    returns (statuses stored, pks of stations whose statuses changed).
+
+    Like a push (``feed_store_status_push``): the current status only moves forward in time (a report
+    older than the one held goes to its place in the history, ``zh_status_history_late``); a new value,
+    a first report or the end of a silence is a history row at its time and moves ``status_since``; an
+    unchanged one is re-stamped (``reported_at``, ``updated_at``) at most every 5 minutes.
     """
-    rows, _bad = _status_rows(infos)
+    rows = _status_rows(batches)
     if not rows:
         return 0, []
+    hsrc = _HISTORY_SOURCE.get(source, "l")
     cur = conn.connection.dbapi_connection.cursor()
     try:
-        ids = list(rows)
-        cur.execute("SELECT connector_id, status FROM connector_status WHERE operator_id = %s "
-                    "AND connector_id = ANY(%s)", (operator_id, ids))
-        old = dict(cur.fetchall())
-        changed = [cid for cid, row in rows.items() if old.get(cid) != row[1]]
-        sql = _UPSERT_STATUS.replace("%(op)s", cur.mogrify("%s", (operator_id,)).decode()).replace(
-            "%(src)s", cur.mogrify("%s", (source,)).decode())
-        execute_values(cur, sql, list(rows.values()), template="(%s::varchar, %s::smallint, %s::smallint, %s::smallint)",
-                       page_size=10000)
+        cur.execute("SELECT connector_id, id, status, status_since, reported_at, park_status, lock_status, source, "
+                    "updated_at < now() - make_interval(secs => %s) FROM connector_status "
+                    "WHERE operator_id = %s AND connector_id = ANY(%s) ORDER BY connector_id FOR UPDATE",
+                    (_RESTAMP_S, operator_id, list(rows)))
+        old = {r[0]: r[1:] for r in cur.fetchall()}
+        writes: list[tuple] = []
+        changed: set[str] = set()
+        late: list[tuple] = []
+        for cid, (_, status, park, lock, at) in rows.items():
+            have = old.get(cid)
+            if have is None:
+                writes.append((cid, status, park, lock, at, at))
+                changed.add(cid)
+                continue
+            key, o_status, o_since, o_at, o_park, o_lock, o_source, restamp = have
+            if at < o_at:
+                late.append((key, at, status))
+            elif o_status != status:
+                writes.append((cid, status, park, lock, max(at, o_since + timedelta(microseconds=1)), at))
+                changed.add(cid)
+            elif (o_park, o_lock, o_source) != (park, lock, source) or restamp:
+                writes.append((cid, status, park, lock, o_since, at))
+        stored: dict[str, int] = {}
+        if writes:
+            sql = _UPSERT_STATUS.replace("%(op)s", cur.mogrify("%s", (operator_id,)).decode()).replace(
+                "%(src)s", cur.mogrify("%s", (source,)).decode())
+            stored = dict((c, k) for k, c in execute_values(
+                cur, sql, writes, template="(%s::varchar, %s::smallint, %s::smallint, %s::smallint, "
+                "%s::timestamptz, %s::timestamptz)", page_size=10000, fetch=True))
+        history = [(w[4], stored[w[0]], w[1], hsrc) for w in writes if w[0] in changed and w[0] in stored]
+        if history:
+            execute_values(cur, "INSERT INTO connector_status_history (at, connector_key, status, source) VALUES %s "
+                           "ON CONFLICT (connector_key, at) DO UPDATE SET status = EXCLUDED.status, "
+                           "source = EXCLUDED.source", history,
+                           template='(%s::timestamptz, %s::integer, %s::smallint, %s::"char")', page_size=10000)
+        # a first report that a concurrent push overtook between the read and the write is late too
+        missed = [w[0] for w in writes if w[0] not in stored]
+        if missed:
+            cur.execute("SELECT connector_id, id FROM connector_status WHERE operator_id = %s "
+                        "AND connector_id = ANY(%s) FOR UPDATE", (operator_id, missed))
+            late += [(k, rows[c][4], rows[c][1]) for c, k in cur.fetchall()]
+        for key, at, status in late:
+            cur.execute("SELECT zh_status_history_late(%s, %s, %s::smallint, %s)", (key, at, status, hsrc))
         pks: list[int] = []
-        if changed:
+        if changed & set(stored):
             cur.execute("UPDATE stations s SET status_changed_at = now() FROM (SELECT DISTINCT station_pk FROM "
                         "connectors WHERE operator_id = %s AND connector_id = ANY(%s)) c WHERE s.id = c.station_pk "
-                        "RETURNING s.id", (operator_id, changed))
+                        "RETURNING s.id", (operator_id, sorted(changed & set(stored))))
             pks = [r[0] for r in cur.fetchall()]
         return len(rows), pks
     finally:
         cur.close()
-

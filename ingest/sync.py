@@ -16,7 +16,8 @@ A run:
    rows kept with their reason), then equipment and connectors of the stations that changed, and
    deletion of the piles and connectors they no longer report. A content hash makes an
    unchanged station a no-op;
-4. pulls connector statuses in batches of ≤ 50 StationIDs into ``connector_status``;
+4. pulls connector statuses in batches of ≤ 50 StationIDs into ``connector_status`` and its history,
+   each batch stamped with the time it was asked for (a newer push is never overwritten);
 5. refreshes the derived station columns, marks stations missing from a *full* listing as
    withdrawn, bumps the ``stations`` data version when anything visible changed, and moves the
    operator's ``last_query_time`` only when everything succeeded.
@@ -57,7 +58,7 @@ from ingest.runs import (
     not_pullable_now,
     ran_recently,
 )
-from ingest.store import StoreCounts, store_station_infos, store_statuses
+from ingest.store import StoreCounts, asked_at, store_station_infos, store_status_batches, store_statuses
 from ingest.times import format_query_time
 from services.db import is_disconnect
 from services.settings import Settings
@@ -261,7 +262,7 @@ def sync_operator(engine: Engine, settings: Settings, ep: EndpointInfo, *, full:
         result.unchanged, result.rejected = totals.unchanged, totals.rejected
 
         def finish(conn: Connection) -> None:
-            n, status_pks = store_statuses(conn, ep.operator_id, infos, source="pull")
+            n, status_pks = store_status_batches(conn, ep.operator_id, infos, source="pull")
             result.statuses = n
             changed = refresh_station_summaries(conn, status_pks)
             withdrawn: list[int] = []
@@ -316,12 +317,15 @@ def _run_error(result: SyncResult) -> str | None:
     return "; ".join(parts) or None
 
 
-def _pull_status_infos(client: FeedClient, station_ids: list[str], batch: int) -> list[dict]:
-    infos: list[dict] = []
+def _pull_status_infos(client: FeedClient, station_ids: list[str], batch: int) -> list[tuple[datetime, list[dict]]]:
+    """StationStatusInfos in batches, each with the time it was asked for: a status is the operator's
+    at that time, so a push stamped later (even within the same second) is the newer report."""
+    batches: list[tuple[datetime, list[dict]]] = []
     batch = max(1, min(50, batch))
     for i in range(0, len(station_ids), batch):
-        infos.extend(client.station_status(station_ids[i:i + batch]))
-    return infos
+        at = asked_at()
+        batches.append((at, list(client.station_status(station_ids[i:i + batch]))))
+    return batches
 
 
 def pull_statuses(engine: Engine, settings: Settings, ep: EndpointInfo, *, respect_circuit: bool = True,
@@ -363,7 +367,7 @@ def pull_statuses(engine: Engine, settings: Settings, ep: EndpointInfo, *, respe
                 raise
 
         def store(conn: Connection) -> None:
-            n, pks = store_statuses(conn, ep.operator_id, infos, source="pull")
+            n, pks = store_status_batches(conn, ep.operator_id, infos, source="pull")
             result.statuses = n
             changed = refresh_station_summaries(conn, pks)
             if pks or changed:

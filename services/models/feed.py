@@ -144,6 +144,8 @@ class Station(Base):
     first_seen_at: Mapped[datetime] = created_at()
     info_changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
     status_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    silent_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the last of its connectors fell silent, while none of them reports (issue 16)."""
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = updated_at()
 
@@ -226,19 +228,26 @@ class ConnectorStatus(Base):
     """Live status of a connector, keyed like the protocol (operator + ConnectorID).
 
     Kept apart from ``connectors`` so a status push can land before (or without) the
-    connector's StationInfo, and so the hot write path touches one narrow row.
+    connector's StationInfo, and so the hot write path touches one narrow row. ``id`` is the small
+    key of its history (``connector_status_history``); ``status`` is NULL while the connector is
+    silent (unknown since ``status_since``); ``reported_at`` is the time of the report it holds,
+    which only moves forward (migration 1500).
     """
 
     __tablename__ = "connector_status"
 
     operator_id: Mapped[str] = mapped_column(String(9), primary_key=True)
     connector_id: Mapped[str] = mapped_column(String(26), primary_key=True)
-    status: Mapped[int] = mapped_column(SmallInteger, nullable=False)
+    id: Mapped[int] = mapped_column(Integer, Identity(), nullable=False)
+    status: Mapped[int | None] = mapped_column(SmallInteger)
     park_status: Mapped[int | None] = mapped_column(SmallInteger)
     lock_status: Mapped[int | None] = mapped_column(SmallInteger)
     source: Mapped[str] = mapped_column(String(10), nullable=False, server_default="pull")
     status_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
+
+    __table_args__ = (UniqueConstraint("id"),)
 
 
 class SyncRun(Base):
