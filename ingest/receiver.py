@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from ingest.crypto import Secrets
@@ -58,7 +58,7 @@ from ingest.orders import ORDER_INTERFACES, charge_order, check_orders
 from ingest.replay import claim_envelope
 from ingest.retention import prune  # re-exported: it lived here before ingest.retention
 from ingest.store import store_station_infos
-from services.db import is_disconnect
+from services.db import connect_args, is_disconnect, make_engine
 from services.reliability.partitions import ensure_partitions, is_missing_partition
 from services.settings import Settings
 from services.stations.summary import bump_version, refresh_station_summaries
@@ -101,11 +101,12 @@ class Receiver:
         # The hot path: autocommit, no pre-ping, so a push is exactly one round trip. After a
         # database restart the first use of each stale connection fails (answered Ret -1) and
         # SQLAlchemy invalidates the pool.
-        self.push_engine = push_engine or create_engine(
-            engine.url, pool_size=settings.db.pool_size, max_overflow=settings.db.max_overflow,
-            pool_pre_ping=False, pool_reset_on_return=None, isolation_level="AUTOCOMMIT",
-            connect_args={"connect_timeout": 3, "application_name": "zhcharge-receiver",
-                          "options": "-c statement_timeout=5000 -c timezone=UTC"})
+        # (services.db.make_engine: behind PgBouncer without the startup options it refuses)
+        self.push_engine = push_engine or make_engine(
+            settings.db, url=engine.url,
+            connect_args=connect_args(settings.db, application_name="zhcharge-receiver", statement_timeout_ms=5000,
+                                      connect_timeout=3),
+            pool_pre_ping=False, pool_reset_on_return=None, isolation_level="AUTOCOMMIT", pool_recycle=-1)
         self._lock = threading.Lock()
         self._secrets: dict[str, tuple[_Inbound | None, float]] = {}
         self._tokens: dict[str, tuple[str, datetime]] = {}

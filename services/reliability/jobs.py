@@ -13,8 +13,9 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from services.db import TransactionLock
 from services.jobs import PeriodicJob
 from services.reliability.freshness import mark_silent
 from services.reliability.hours import refresh_open_hours
@@ -45,13 +46,13 @@ def maintain(engine: Engine, cfg: ReliabilitySettings, *, now: datetime | None =
     """One run (see the module docstring); does nothing when another process holds the job."""
     now = now or datetime.now(UTC)
     run = MaintenanceRun()
-    with engine.connect() as conn:
-        if not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": JOB_LOCK}).scalar():
-            conn.rollback()
-            return run
-        conn.commit()
-        run.ran = True
-        try:
+    # held by an open transaction of its own, not a session: holds behind PgBouncer in transaction mode
+    lock = TransactionLock(engine, ":k", {"k": JOB_LOCK})
+    if not lock.acquire():
+        return run
+    try:
+        with engine.connect() as conn:
+            run.ran = True
             with conn.begin():
                 run.partitions = ensure_partitions(conn, now, cfg.partitions_ahead)
             with conn.begin():
@@ -69,9 +70,8 @@ def maintain(engine: Engine, cfg: ReliabilitySettings, *, now: datetime | None =
                 run.days.append(day)
             with conn.begin():
                 run.dropped = drop_expired(conn, now, cfg.retention_months, cfg.daily_retention_months)
-        finally:
-            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": JOB_LOCK})
-            conn.commit()
+    finally:
+        lock.release()
     if run.partitions or run.days or run.dropped or run.carried:
         log.info("reliability: partitions %s, carried %s, days %s, dropped %s", run.partitions, run.carried,
                  run.days, run.dropped)
