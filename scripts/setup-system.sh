@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the system packages zhcharge needs, only those that are missing.
 #   scripts/setup-system.sh          PostgreSQL + PostGIS 3 (unless ZHCHARGE_DATABASE_URL is set), Node.js/npm
-#   scripts/setup-system.sh --test   the same plus Chromium and CJK fonts for the browser tests
+#   scripts/setup-system.sh --test   the same plus Chromium and CJK fonts for the browser tests, and
+#                                    PgBouncer for the scale-out tests (tests/integration/scale)
 # Uses apt-get as root, or sudo when it works without a password; otherwise prints what to install.
 set -euo pipefail
 
@@ -31,6 +32,7 @@ python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 if [[ $want_test == 1 ]]; then
   [[ -x /usr/bin/chromium ]] || need+=(chromium)
   have_pkg fonts-noto-cjk || need+=(fonts-noto-cjk)
+  command -v pgbouncer >/dev/null 2>&1 || [[ -x /usr/sbin/pgbouncer ]] || need+=(pgbouncer)
 fi
 
 [[ ${#need[@]} -eq 0 ]] && exit 0
@@ -47,6 +49,10 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# Debian starts a PgBouncer on 6432 when it installs it; zhcharge runs its own (services/pgbouncer.py).
+if [[ " ${need[*]} " == *" pgbouncer "* ]]; then
+  { $SUDO systemctl disable --now pgbouncer || $SUDO service pgbouncer stop; } >/dev/null 2>&1 || true
+fi
 # Debian starts a default cluster on 5432 when it installs the server; zhcharge does not use it.
 if [[ " ${need[*]} " == *" postgresql "* ]] && command -v pg_lsclusters >/dev/null 2>&1; then
   $SUDO pg_ctlcluster --skip-systemctl-redirect "$(ls /usr/lib/postgresql | sort -n | tail -1)" main stop 2>/dev/null || true

@@ -139,5 +139,16 @@ def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> A
         time.sleep(interval)
 
 
+def tile_of(lng: float, lat: float, z: int) -> tuple[int, int, int]:
+    """The Web Mercator tile (z, x, y) holding a WGS84 point."""
+    import math
+
+    n = 2 ** z
+    return z, int((lng + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+ZHUHAI = (113.55, 22.27)
+
+
 def tmp_dir(name: str) -> Path:
     return PROJECT_ROOT / ".data" / f"{name}-{os.getpid()}"

@@ -7,7 +7,6 @@ Where each route class's queries ran is read from ``pg_stat_statements`` on each
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +24,7 @@ from tests.accounts_helpers import create_regulator, csrf_from, login
 from tests.conftest import ServerThread
 from tests.integration.feed.conftest import Sim, forget_operators, make_sim, register_sim
 
-from .conftest import Pusher, Statements, wait_for
+from .conftest import Pusher, Statements, tile_of, wait_for
 
 MAX_LAG_S = 1.5
 # what the replica runs whatever the requests: the monitor's checks
@@ -99,13 +98,6 @@ def world(cluster_pair, tmp_path_factory) -> Any:  # noqa: ANN001
     engine.dispose()
 
 
-def _tile_of(lng: float, lat: float, z: int) -> tuple[int, int, int]:
-    n = 2 ** z
-    x = int((lng + 180) / 360 * n)
-    y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
-    return z, x, y
-
-
 def _station(w: World, status: int = 1) -> dict[str, Any]:
     """A public station of the simulated operator with a connector in ``status``, and where it is."""
     with w.engine.connect() as conn:
@@ -121,7 +113,7 @@ def _public_reads(w: World, c: httpx.Client, salt: int, st: dict[str, Any] | Non
     """One request of each kind of public read (about station ``st``); returns path -> status. ``salt``
     makes the tiles and the searches new ones (no cache hit)."""
     st = st or _station(w)
-    z, x, y = _tile_of(st["lng"], st["lat"], 13 + salt % 4)
+    z, x, y = tile_of(st["lng"], st["lat"], 13 + salt % 4)
     ocpi = {"Authorization": f"Token {w.ocpi_token}"}
     out = {}
     for path, params, headers in [
@@ -182,7 +174,7 @@ def test_each_route_class_queries_where_it_should(world: World) -> None:
 def test_a_pushed_status_shows_on_the_replica_backed_api_within_the_lag_bound(world: World) -> None:
     w = world
     st = _station(w)
-    z, x, y = _tile_of(st["lng"], st["lat"], 15)
+    z, x, y = tile_of(st["lng"], st["lat"], 15)
     tile = f"/tiles/stations/{z}/{x}/{y}.mvt"
     with w.client() as c:
         before = c.get(tile)
