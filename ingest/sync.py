@@ -61,6 +61,7 @@ from ingest.runs import (
 from ingest.store import StoreCounts, asked_at, store_station_infos, store_status_batches, store_statuses
 from ingest.times import format_query_time
 from services.db import is_disconnect
+from services.reliability.partitions import ensure_partitions
 from services.settings import Settings
 from services.stations.summary import bump_version, refresh_station_summaries
 
@@ -280,6 +281,7 @@ def sync_operator(engine: Engine, settings: Settings, ep: EndpointInfo, *, full:
                 "WHERE operator_id = :op"),
                 {"lqt": started - timedelta(seconds=f.overlap_s), "full": mode == "full", "op": ep.operator_id})
             conn.execute(CIRCUIT_OK, {"op": ep.operator_id})
+        _with_db(engine, _history_partitions, budget)
         _with_db(engine, finish, budget)
         result.ok = True
     except FeedError as exc:
@@ -315,6 +317,12 @@ def sync_operator(engine: Engine, settings: Settings, ep: EndpointInfo, *, full:
 def _run_error(result: SyncResult) -> str | None:
     parts = ([result.error] if result.error else []) + result.notes
     return "; ".join(parts) or None
+
+
+def _history_partitions(conn: Connection) -> None:
+    """The status history's partition of this month exists (the reliability job makes them months
+    ahead; a process that pulls without it running still stores its statuses)."""
+    ensure_partitions(conn, datetime.now(UTC))
 
 
 def _pull_status_infos(client: FeedClient, station_ids: list[str], batch: int) -> list[tuple[datetime, list[dict]]]:
@@ -373,6 +381,7 @@ def pull_statuses(engine: Engine, settings: Settings, ep: EndpointInfo, *, respe
             if pks or changed:
                 bump_version(conn, "stations")
             conn.execute(CIRCUIT_OK, {"op": ep.operator_id})
+        _with_db(engine, _history_partitions, f.db_retry_s)
         _with_db(engine, store, f.db_retry_s)
         result.ok = True
     except FeedError as exc:

@@ -64,14 +64,24 @@ def station_connectors(conn: Connection, station_pk: int, *,
 
 
 def merge_intervals(rows: list[tuple[datetime, datetime, int | None]]) -> list[list[Any]]:
-    """Consecutive intervals of one status become one (a carried month start, a late report).
+    """Consecutive intervals of one status become one (a carried month start, a late report), and an
+    interval shorter than a millisecond before another goes (two reports in one second, the later
+    one kept a microsecond after the first: the later one wins).
 
-    >>> t = lambda m: datetime(2026, 12, 6, 8, m)
-    >>> merge_intervals([(t(0), t(5), 1), (t(5), t(9), 1), (t(9), t(12), 3)])
-    [[datetime.datetime(2026, 12, 6, 8, 0), datetime.datetime(2026, 12, 6, 8, 9), 1], [datetime.datetime(2026, 12, 6, 8, 9), datetime.datetime(2026, 12, 6, 8, 12), 3]]
+    >>> t = lambda m, us=0: datetime(2026, 12, 6, 8, m, 0, us)
+    >>> [(a.minute, b.minute, s) for a, b, s in merge_intervals([(t(0), t(5), 1), (t(5), t(9), 1), (t(9), t(12), 3)])]
+    [(0, 9, 1), (9, 12, 3)]
+    >>> [(a.minute, a.microsecond, s) for a, b, s in merge_intervals([(t(3), t(3, 1), 1), (t(3, 1), t(7), 3)])]
+    [(3, 0, 3)]
     """
     out: list[list[Any]] = []
-    for a, b, status in rows:
+    carry: datetime | None = None
+    for i, (a, b, status) in enumerate(rows):
+        a = carry or a
+        if b - a < timedelta(milliseconds=1) and i + 1 < len(rows):
+            carry = a
+            continue
+        carry = None
         if out and out[-1][2] == status and out[-1][1] == a:
             out[-1][1] = b
         else:

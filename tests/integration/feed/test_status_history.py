@@ -6,30 +6,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from litestar.testing import TestClient
 from sqlalchemy import text
 
 from ingest.store import store_statuses
-from ingest.sync import pull_statuses, sync_all
+from ingest.sync import pull_statuses
 from ingest.endpoints import load_endpoints
 from services.reliability.freshness import mark_silent
 from services.stations.summary import data_version
 from tests.integration.tiles.conftest import decode, lnglat_to_tile, wait_version
 
-from .test_receiver import Pusher
-
-
-@pytest.fixture()
-def synced(engine, sim, registered, fsettings):  # noqa: ANN001, ANN201
-    assert all(r.ok for r in sync_all(engine, fsettings, full=True))
-    return registered
-
-
-@pytest.fixture()
-def tc(app):  # noqa: ANN001, ANN201
-    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
-        yield c
+from .test_receiver import Pusher, synced, tc  # noqa: F401 (fixtures: a synced simulated city, a test client)
 
 
 def _history(engine, op: str, cid: str) -> list[tuple]:  # noqa: ANN001
