@@ -171,6 +171,9 @@ class TileSettings(BaseSettings):
     tilejson_maxzoom: int = Field(default=16, description="maxzoom advertised to clients; they overzoom beyond")
     sse_min_interval_s: float = Field(default=2.0, description="at most one live-map version event this often")
     basemap_crs: str = Field(default="wgs84", description="datum of basemap_style_url: wgs84, or gcj02 (Amap, Tencent)")
+    pmtiles_url: str | None = Field(default=None, description="a PMTiles archive of the station layer "
+                                    "(`zhcharge tiles export`) the map draws from, live status on top; a URL the "
+                                    "browser can fetch with Range requests (a CDN, or /map/pmtiles/NAME.pmtiles)")
 
 
 class SearchSettings(BaseSettings):

@@ -5,24 +5,37 @@ The page draws our own vector tiles (``/tiles/...``); base map = ``TileSettings.
 when set, else an offline style from our district tiles. Popups read the open API
 (``/api/v1/stations/{id}``) and fall back to ``/map/stations/{id}.json`` (same shape, no API
 quota), e.g. when the API answers 429.
+
+With ``ZHCHARGE_TILES_PMTILES_URL`` (``TileSettings.pmtiles_url``) the page draws the stations
+from that PMTiles archive (``zhcharge tiles export``) through the pmtiles protocol and paints live
+status on it from ``/map/status.json`` (``tiles.status``); a filtered view reads the live tiles.
+``/map/pmtiles/NAME.pmtiles`` serves archives from ``<ZHCHARGE_DATA_DIR>/pmtiles/`` with HTTP range
+requests, for a deployment without a CDN (and for the tests).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import re
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
+from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 
+import anyio
 from litestar import Request, Response, get
-from litestar.response import ServerSentEvent, Template
+from litestar.response import ServerSentEvent, Stream, Template
 from litestar.response.sse import ServerSentEventMessage
+from litestar.utils.scope.state import ScopeState
 
 from portal_site.i18n import lang_of
 from portal_site.routes.tiles import tile_service
 from services.db import Database
-from services.errors import NotFound
+from services.errors import BadRequest, NotFound
+from services.params import int_param
 from services.stations import enums
 from services.stations.vocab import AVAILABILITY, FACILITY_TYPES, PAYMENTS
 
@@ -98,6 +111,8 @@ def map_config(request: Request) -> dict[str, Any]:
         "stationType": _labels(enums.STATION_TYPES, en),
         "connectorType": _labels(enums.CONNECTOR_TYPES, en),
         "basemapStyleUrl": t.basemap_style_url,
+        # the archive is WGS84: under a GCJ-02 base map the page keeps the live tiles
+        "pmtilesUrl": t.pmtiles_url if t.pmtiles_url and t.basemap_crs != "gcj02" else None,
         "crs": t.basemap_crs,
         "maxzoom": min(t.max_zoom, t.tilejson_maxzoom),
         "clusterBelowZoom": t.cluster_below_zoom,
@@ -118,7 +133,8 @@ async def map_page(request: Request) -> Template:
     # Embedded in <script type="application/json">: escape what could end the element or start markup.
     config_json = (json.dumps(config, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
                    .replace("&", "\\u0026"))
-    return Template(template_name="map.html", context={"config_json": config_json, "price_ramp": PRICE_RAMP})
+    return Template(template_name="map.html", context={"config_json": config_json, "price_ramp": PRICE_RAMP,
+                                                           "pmtiles": bool(config["pmtilesUrl"])})
 
 
 @get("/map/stations/{name:str}", sync_to_thread=True, include_in_schema=False, cache=False)
@@ -162,4 +178,118 @@ async def map_events(request: Request) -> ServerSentEvent:
     return ServerSentEvent(stream(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-ROUTES = [map_page, station_json, map_events]
+@get("/map/status.json", include_in_schema=False, cache=False)
+async def status_json(request: Request) -> Response[bytes]:
+    """Live status of the stations (``z`` at or above the cluster zoom) or clusters (below) in
+    ``bbox``, for the map drawn from a PMTiles archive (``tiles.status``). ETag from the data
+    version: ``304`` on ``If-None-Match`` without touching the database."""
+    from services.search.query import check_known
+    from tiles.status import live_status
+
+    svc = tile_service(request.app)
+    params = request.query_params
+    check_known(params, ("bbox", "z", "v"))
+    z = int_param(params.get("z"), "z", lo=0, hi=svc.tiles.max_zoom)
+    if z is None:
+        raise BadRequest("parameter 'z' is required (the tile zoom of the view)", param="z")
+    bbox = params.get("bbox") or ""
+    version = svc.versions.get("stations")
+    etag = '"' + hashlib.blake2b(f"{version}|{z}|{bbox}".encode(), digest_size=12).hexdigest() + '"'
+    headers = {"ETag": etag, "Cache-Control": svc.cache_control, "Vary": "Accept-Encoding"}
+    inm = request.headers.get("if-none-match")
+    if inm and etag in [t.strip().removeprefix("W/") for t in inm.split(",")]:
+        return Response(b"", status_code=304, headers=headers)
+    body = await anyio.to_thread.run_sync(lambda: live_status(svc, bbox, z))
+    body["version"] = version
+    return Response(json.dumps(body, separators=(",", ":")).encode(), media_type="application/json", headers=headers)
+
+
+_ARCHIVE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}\.pmtiles$")
+_RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
+_CHUNK = 256 * 1024
+
+
+def archive_dir(settings: Any) -> Path:
+    """Where ``/map/pmtiles/`` finds archives: ``<ZHCHARGE_DATA_DIR>/pmtiles``."""
+    return Path(settings.db.data_dir) / "pmtiles"
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The one range ``header`` asks for, clipped to the file (inclusive ends); None for the whole
+    file (no header, several ranges, or a form we do not take: RFC 9110 lets a server ignore
+    Range); raises ``ValueError`` when it cannot be satisfied."""
+    m = _RANGE.match((header or "").strip())
+    if not m:
+        return None
+    first, last = m.group(1), m.group(2)
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        n = int(last)
+        if n == 0:
+            raise ValueError
+        return max(0, size - n), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise ValueError
+    return start, end
+
+
+def _read(path: Path, start: int, end: int) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        f.seek(start)
+        left = end - start + 1
+        while left > 0:
+            chunk = f.read(min(_CHUNK, left))
+            if not chunk:
+                return
+            left -= len(chunk)
+            yield chunk
+
+
+@get("/map/pmtiles/{name:str}", include_in_schema=False, cache=False)
+async def pmtiles_file(request: Request, name: str) -> Response[bytes] | Stream:
+    """A PMTiles archive from :func:`archive_dir`, with single-range requests (``206``, ``416``,
+    ``If-Range``), a strong ETag from the file's size and modification time (the pmtiles client
+    notices a replaced archive by it) and no compression (the ranges are of the file's bytes)."""
+    if not _ARCHIVE_NAME.match(name):
+        raise NotFound("no such archive")
+    path = archive_dir(request.app.state.settings) / name
+    try:
+        st = path.stat()
+    except OSError:
+        raise NotFound("no such archive") from None
+    if not path.is_file():
+        raise NotFound("no such archive")
+    size = st.st_size
+    etag = f'"{size:x}-{st.st_mtime_ns:x}"'
+    ScopeState.from_scope(request.scope).is_cached = True  # byte ranges: never gzip them
+    headers = {"Accept-Ranges": "bytes", "ETag": etag, "Last-Modified": formatdate(st.st_mtime, usegmt=True),
+               "Cache-Control": "public, max-age=60"}
+    req_headers = request.headers
+    rng_header = req_headers.get("range")
+    if_range = req_headers.get("if-range")
+    if if_range and if_range.strip() != etag:
+        rng_header = None  # the client's copy is of another archive: send this one whole
+    if rng_header is None and (inm := req_headers.get("if-none-match")):
+        if etag in [t.strip().removeprefix("W/") for t in inm.split(",")]:
+            return Response(b"", status_code=304, headers=headers)
+    try:
+        rng = _byte_range(rng_header, size)
+    except ValueError:
+        return Response(b"", status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    start, end = rng if rng is not None else (0, size - 1)
+    length = max(0, end - start + 1)
+    headers["Content-Length"] = str(length)
+    if rng is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    status = 206 if rng is not None else 200
+    if length <= _CHUNK:
+        data = await anyio.to_thread.run_sync(lambda: b"".join(_read(path, start, end)))
+        return Response(data, status_code=status, media_type="application/octet-stream", headers=headers)
+    return Stream(_read(path, start, end), status_code=status, media_type="application/octet-stream",
+                  headers=headers)
+
+
+ROUTES = [map_page, station_json, map_events, status_json, pmtiles_file]

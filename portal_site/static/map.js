@@ -7,6 +7,11 @@
  * Prices: the popup shows the price now, the day's price bar (priceBar) and the estimate of a
  * typical charge (cfg.estimateKwh) from /api/v1/stations/{id}?kwh=…; the legend's "colour by
  * price" switch colours stations by the tiles' price_now (window.zhMap.setColorBy('price')).
+ * PMTiles (cfg.pmtilesUrl, ZHCHARGE_TILES_PMTILES_URL): while no filter is set, the station source is
+ * that archive (pmtiles:// protocol; positions, names, clusters from a CDN) and the live status is
+ * painted on its features by id with setFeatureState from /map/status.json (the view's stations, or
+ * its clusters below the cluster zoom), refreshed on every move and data version; a filtered view,
+ * or an archive that fails to load, reads the live /tiles source as without the setting.
  */
 (function () {
   'use strict';
@@ -21,6 +26,11 @@
   var FONT_BOLD = ['Noto Sans CJK SC Bold', 'Noto Sans CJK SC', 'PingFang SC', 'sans-serif'];
   var COLORS = {free: '#1a9a4b', busy: '#e08a00', offline: '#8a8f93', unknown: '#b7c3cc'};
   var NAME_FIELD = cfg.lang === 'en' ? ['coalesce', ['get', 'name_en'], ['get', 'name']] : ['get', 'name'];
+  var archiveUrl = cfg.pmtilesUrl && window.pmtiles ? new URL(cfg.pmtilesUrl, origin).href : null;
+  var archiveFailed = false;
+  if (archiveUrl) maplibregl.addProtocol('pmtiles', new pmtiles.Protocol().tile);
+  /* Whether the station source is the archive now (no filter set, and it loads). */
+  function archiveActive() { return !!archiveUrl && !archiveFailed && !filters; }
 
   function cleanFilters(qs) {
     var p = new URLSearchParams((qs || '').replace(/^\?/, ''));
@@ -99,14 +109,26 @@
   map.on('movestart', function () { api.isIdle = false; });
   map.on('error', function (e) { if (window.console) console.warn('map error', e && e.error); });
 
+  /* A feature's value: in archive mode the live one (feature state) once /map/status.json gave it,
+   * else the archive's; a plain property otherwise. */
+  function prop(name) {
+    if (!archiveSource) return ['get', name];
+    return ['case', ['boolean', ['feature-state', 'live'], false], ['feature-state', name], ['get', name]];
+  }
+  var STATION_LAYERS = ['station-name', 'station-type', 'stations', 'cluster-count', 'clusters'];
+  var archiveSource = null;  // the source spec the archive was added with (null: live tiles)
+
   function addStationLayers() {
-    map.addSource('stations', {type: 'vector', tiles: stationTiles(), minzoom: 0, maxzoom: cfg.maxzoom,
-                               attribution: cfg.lang === 'en' ? 'Stations: Zhuhai charging platform' : '充电站：珠海市充电设施平台'});
+    var attribution = cfg.lang === 'en' ? 'Stations: Zhuhai charging platform' : '充电站：珠海市充电设施平台';
+    archiveSource = archiveActive() ? {type: 'vector', url: 'pmtiles://' + archiveUrl, attribution: attribution} : null;
+    map.addSource('stations', archiveSource || {type: 'vector', tiles: stationTiles(), minzoom: 0, maxzoom: cfg.maxzoom,
+                                                attribution: attribution});
     var isCluster = ['has', 'point_count'];
+    var shown = archiveSource ? ['case', ['boolean', ['feature-state', 'gone'], false], 0, 1] : 1;
     map.addLayer({id: 'clusters', type: 'circle', source: 'stations', 'source-layer': 'stations', filter: isCluster,
       paint: {
-        'circle-color': ['case', ['==', ['get', 'connectors_total'], 0], COLORS.offline,
-                         ['>', ['get', 'connectors_free'], 0], '#0a7d5a', COLORS.busy],
+        'circle-color': ['case', ['==', prop('connectors_total'), 0], COLORS.offline,
+                         ['>', prop('connectors_free'), 0], '#0a7d5a', COLORS.busy],
         'circle-radius': ['step', ['get', 'point_count'], 11, 10, 14, 50, 17, 200, 21, 1000, 25],
         'circle-opacity': 0.9,
         'circle-stroke-width': 3, 'circle-stroke-color': 'rgba(255,255,255,0.8)'
@@ -125,7 +147,8 @@
         'circle-color': stationColor(),
         'circle-radius': ['interpolate', ['linear'], ['zoom'], 10, 5, 13, 9, 16, 12, 19, 15],
         'circle-stroke-width': ['interpolate', ['linear'], ['zoom'], 10, 1.2, 16, 2.5],
-        'circle-stroke-color': '#ffffff'
+        'circle-stroke-color': '#ffffff',
+        'circle-opacity': shown, 'circle-stroke-opacity': shown
       }});
     map.addLayer({id: 'station-type', type: 'symbol', source: 'stations', 'source-layer': 'stations', filter: isStation,
       minzoom: 12.5,
@@ -134,12 +157,20 @@
         'text-font': FONT_BOLD, 'text-size': ['interpolate', ['linear'], ['zoom'], 13, 9, 16, 12],
         'text-allow-overlap': true, 'text-ignore-placement': true
       },
-      paint: {'text-color': '#ffffff'}});
+      paint: {'text-color': '#ffffff', 'text-opacity': shown}});
     map.addLayer({id: 'station-name', type: 'symbol', source: 'stations', 'source-layer': 'stations', filter: isStation,
       minzoom: 14.5,
       layout: {'text-field': ['get', 'name'], 'text-font': FONT, 'text-size': 11.5, 'text-anchor': 'top',
                'text-offset': [0, 1.15], 'text-max-width': 9, 'text-optional': true},
-      paint: {'text-color': '#23403a', 'text-halo-color': '#ffffff', 'text-halo-width': 1.4}});
+      paint: {'text-color': '#23403a', 'text-halo-color': '#ffffff', 'text-halo-width': 1.4, 'text-opacity': shown}});
+    if (archiveSource) loadStatus();
+  }
+
+  /* Between the archive and the live tiles (a filter set or cleared, an archive that failed). */
+  function rebuildStationSource() {
+    STATION_LAYERS.forEach(function (id) { if (map.getLayer(id)) map.removeLayer(id); });
+    if (map.getSource('stations')) map.removeSource('stations');
+    addStationLayers();
   }
 
   /* Station colours: by availability (the default) or by the price now (cheap green to dear red;
@@ -147,13 +178,20 @@
   var RAMP = cfg.priceRamp || [0.6, 1.2, 1.8];
   var PRICE_COLORS = ['#1a9a4b', '#e0b100', '#d9480f'];
   function stationColor() {
+    if (colorBy === 'price' && archiveSource) {  // live: price_now -1 = unknown (a state cannot be absent)
+      var price = ['case', ['boolean', ['feature-state', 'live'], false], ['feature-state', 'price_now'],
+                   ['coalesce', ['get', 'price_now'], -1]];
+      return ['case', ['<', price, 0], COLORS.unknown,
+              ['interpolate', ['linear'], price, RAMP[0], PRICE_COLORS[0], RAMP[1], PRICE_COLORS[1],
+               RAMP[2], PRICE_COLORS[2]]];
+    }
     if (colorBy === 'price') {
       return ['case', ['has', 'price_now'],
               ['interpolate', ['linear'], ['get', 'price_now'], RAMP[0], PRICE_COLORS[0], RAMP[1], PRICE_COLORS[1],
                RAMP[2], PRICE_COLORS[2]],
               COLORS.unknown];
     }
-    return ['match', ['get', 'availability'], 'free', COLORS.free, 'busy', COLORS.busy,
+    return ['match', prop('availability'), 'free', COLORS.free, 'busy', COLORS.busy,
             'offline', COLORS.offline, COLORS.unknown];
   }
   function setColorBy(what) {
@@ -191,7 +229,12 @@
   var popupStation = null;
   map.on('click', 'stations', function (e) {
     var f = e.features[0];
-    openStation(f.id, f.properties, f.geometry.coordinates.slice());
+    var props = f.properties;
+    if (f.state && f.state.live) {  // the archive's snapshot, with the live status over it
+      props = Object.assign({}, props, {availability: f.state.availability, connectors_free: f.state.connectors_free,
+                                        connectors_total: f.state.connectors_total});
+    }
+    openStation(f.id, props, f.geometry.coordinates.slice());
   });
 
   function openStation(id, props, lnglat) {
@@ -411,9 +454,77 @@
 
   /* --- filters (search panel hook) and live updates ------------------------------------------ */
   function refreshStations() {
+    if (!map.getSource('stations')) return;
+    if (!!archiveSource !== archiveActive()) { rebuildStationSource(); return; }
+    if (archiveSource) { loadStatus(); return; }
     var src = map.getSource('stations');
     if (src && src.setTiles) src.setTiles(stationTiles());
   }
+
+  /* --- live status over the archive ----------------------------------------------------------- */
+  var statusSeq = 0;
+  var statusTimer = null;
+  api.statusVersion = null;  // the data version of the status painted last (archive mode)
+  api.stationSource = function () { return archiveSource ? 'pmtiles' : 'tiles'; };
+
+  function loadStatus() {
+    clearTimeout(statusTimer);
+    statusTimer = setTimeout(fetchStatus, 120);
+  }
+
+  function fetchStatus() {
+    if (!archiveSource || !map.getSource('stations')) return;
+    var z = Math.floor(map.getZoom());  // the tile zoom of vector sources (512-pixel tiles, no rounding)
+    var b = map.getBounds();
+    var step = 1 / 64;  // the box snapped outwards, so views nearby share URLs (and caches)
+    var box = [Math.max(-180, Math.floor(b.getWest() / step) * step), Math.max(-85, Math.floor(b.getSouth() / step) * step),
+               Math.min(180, Math.ceil(b.getEast() / step) * step), Math.min(85, Math.ceil(b.getNorth() / step) * step)];
+    var seq = ++statusSeq;
+    var url = '/map/status.json?z=' + z + '&bbox=' + box.map(function (v) { return v.toFixed(6); }).join(',')
+      + '&v=' + version;  // a new data version is a new URL: no cache serves the old status
+    fetch(url, {headers: {Accept: 'application/json'}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (d) {
+        if (!d || seq !== statusSeq || !archiveSource || !map.getSource('stations')) return;
+        var key = function (id) { return {source: 'stations', sourceLayer: 'stations', id: id}; };
+        var seen = {};
+        d.stations.forEach(function (r) {
+          seen[r[0]] = true;
+          map.setFeatureState(key(r[0]), {live: true, gone: false, availability: r[1], connectors_free: r[2],
+                                          connectors_total: r[3], price_now: r[4] == null ? -1 : r[4]});
+        });
+        d.clusters.forEach(function (r) {
+          map.setFeatureState(key(r[0]), {live: true, point_count: r[1], connectors_total: r[2], connectors_free: r[3]});
+        });
+        goneCheck = z >= cfg.clusterBelowZoom && !d.truncated ? {seen: seen, box: box} : null;
+        hideGone();
+        api.statusVersion = d.version;
+      }, function () { /* the archive's snapshot stays */ });
+  }
+
+  /* Stations of the archive in the box that the live server no longer shows (withdrawn since the
+   * export) are hidden; checked again once the view's tiles have loaded. */
+  var goneCheck = null;
+  function hideGone() {
+    if (!goneCheck || !archiveSource) return;
+    var seen = goneCheck.seen, box = goneCheck.box;
+    map.querySourceFeatures('stations', {sourceLayer: 'stations'}).forEach(function (f) {
+      if (f.id == null || seen[f.id] || f.properties.point_count != null) return;
+      var c = f.geometry.coordinates;
+      if (c[0] >= box[0] && c[0] <= box[2] && c[1] >= box[1] && c[1] <= box[3]) {
+        map.setFeatureState({source: 'stations', sourceLayer: 'stations', id: f.id}, {live: true, gone: true});
+      }
+    });
+  }
+  map.on('idle', hideGone);
+  map.on('moveend', function () { if (archiveSource) loadStatus(); });
+  map.on('error', function (e) {
+    if (archiveSource && e && e.sourceId === 'stations' && !archiveFailed) {
+      archiveFailed = true;  // the archive cannot be read: the live tiles, as without the setting
+      if (window.console) console.warn('PMTiles archive failed; using the live tiles', e.error);
+      rebuildStationSource();
+    }
+  });
 
   function setFilters(qs) {
     filters = cleanFilters(qs);
