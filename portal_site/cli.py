@@ -178,6 +178,7 @@ _COMMANDS: list[tuple[str, str]] = [
     ("portal_site.cli_accounts", "outbox"),
     ("portal_site.cli_ocpi", "ocpi"),
     ("portal_site.cli_exports", "exports"),
+    ("ingest.upstream.cli", "upstream"),
     ("tiles.cli", "tiles"),
 ]
 

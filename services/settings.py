@@ -6,6 +6,7 @@ CLI) reads the environment when it is called, so tests can set variables first.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -24,14 +25,18 @@ __all__ = [
     "SupervisionSettings",
     "ExportSettings",
     "OcpiSettings",
+    "UpstreamSettings",
     "load_settings",
     "check_production",
     "ConfigurationError",
     "DEV_SECRET_KEY",
+    "DEV_OPERATOR_ID",
 ]
 
 DEV_SECRET_KEY = "dev-only-change-me-zhcharge-secret"
 MIN_SECRET_KEY_CHARS = 32
+#: our OperatorID outside production (``ZHCHARGE_OPERATOR_ID``): plainly not a real organisation code
+DEV_OPERATOR_ID = "ZHCHARGE0"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,6 +111,9 @@ class AppSettings(BaseSettings):
     cors_origins: list[str] = ["*"]
     trusted_proxies: str = Field(default="", description="comma-separated addresses/CIDRs of our own proxies "
                                  "(load balancers) whose X-Forwarded-For is believed; default none")
+    operator_id: str = Field(default=DEV_OPERATOR_ID, description="our own T/CEC 102 OperatorID (9 characters, "
+                             "the organisation code): what we sign our pushes to higher platforms with "
+                             "(ZHCHARGE_OPERATOR_ID); required in prod")
 
     @property
     def trusted_proxy_list(self) -> list[str]:
@@ -262,6 +270,29 @@ class OcpiSettings(BaseSettings):
     city: str = Field(default="珠海市", description="Location.city of the platform's stations")
 
 
+class UpstreamSettings(BaseSettings):
+    """zhcharge as the data provider of higher platforms through T/CEC 102 (``ingest.upstream``)."""
+
+    model_config = _config("ZHCHARGE_UPSTREAM_")
+
+    token_ttl_s: int = Field(default=7200, description="how long an AccessToken we issue to a platform is valid "
+                             "(at most 7 days)")
+    max_page_size: int = Field(default=500, description="largest query_stations_info page; a larger PageSize is "
+                               "lowered to it (PageCount follows)")
+    max_stats_days: int = Field(default=366, description="longest StartTime..EndTime of query_station_stats")
+    push_interval_s: float = Field(default=2.0, description="the status push job runs this often: the changes "
+                                   "of each interval go out together")
+    push_batch: int = Field(default=500, description="notifications read from the queue at a time per platform")
+    push_concurrency: int = Field(default=8, description="notifications in flight at once per platform")
+    push_timeout_s: float = 10.0
+    push_retries: int = Field(default=3, description="retries of one notification (Ret -1/500, HTTP 5xx, "
+                              "network), with exponential backoff from push_backoff_s")
+    push_backoff_s: float = 0.5
+    push_max_backoff_s: float = Field(default=300.0, description="a platform that keeps failing is tried again "
+                                      "after 2, 4, 8 ... seconds, at most this long")
+    push_budget_s: float = Field(default=60.0, description="one run spends at most this long on one platform")
+
+
 class Settings:
     """All settings of one app instance."""
 
@@ -277,6 +308,7 @@ class Settings:
         self.supervision: SupervisionSettings = overrides.pop("supervision", None) or SupervisionSettings()  # type: ignore[assignment]
         self.exports: ExportSettings = overrides.pop("exports", None) or ExportSettings()  # type: ignore[assignment]
         self.ocpi: OcpiSettings = overrides.pop("ocpi", None) or OcpiSettings()  # type: ignore[assignment]
+        self.upstream: UpstreamSettings = overrides.pop("upstream", None) or UpstreamSettings()  # type: ignore[assignment]
         if overrides:
             raise TypeError(f"unknown settings groups: {sorted(overrides)}")
 
@@ -286,10 +318,15 @@ class ConfigurationError(RuntimeError):
 
 
 def check_production(settings: Settings) -> None:
-    """Refuse to run ``ZHCHARGE_ENV=prod`` with a secret key that is unset, the dev default or short.
+    """Refuse to run ``ZHCHARGE_ENV=prod`` with a secret key that is unset, the dev default or short,
+    or without our own OperatorID (``ZHCHARGE_OPERATOR_ID``, 9 letters or digits).
 
-    >>> s = Settings(app=AppSettings(env="prod", secret_key="x" * 40))
+    >>> s = Settings(app=AppSettings(env="prod", secret_key="x" * 40, operator_id="MA5ZHCITY"))
     >>> check_production(s)
+    >>> check_production(Settings(app=AppSettings(env="prod", secret_key="x" * 40, operator_id="MA5ZH")))
+    Traceback (most recent call last):
+    ...
+    services.settings.ConfigurationError: ZHCHARGE_OPERATOR_ID must be our 9-character OperatorID (organisation code, letters and digits) in production (ZHCHARGE_ENV=prod); it is 'MA5ZH'
     >>> check_production(Settings(app=AppSettings(env="prod")))
     Traceback (most recent call last):
     ...
@@ -315,6 +352,13 @@ def check_production(settings: Settings) -> None:
             ip_network(p, strict=False)
     except ValueError as exc:
         raise ConfigurationError(f"ZHCHARGE_TRUSTED_PROXIES: {exc}") from None
+    operator_id = settings.app.operator_id or ""
+    if operator_id == DEV_OPERATOR_ID:
+        raise ConfigurationError("ZHCHARGE_OPERATOR_ID must be set in production (ZHCHARGE_ENV=prod): our "
+                                 "9-character OperatorID (organisation code), which higher platforms know us by")
+    if not re.fullmatch(r"[0-9A-Za-z]{9}", operator_id):
+        raise ConfigurationError("ZHCHARGE_OPERATOR_ID must be our 9-character OperatorID (organisation code, "
+                                 f"letters and digits) in production (ZHCHARGE_ENV=prod); it is {operator_id[:40]!r}")
 
 
 def load_settings() -> Settings:

@@ -1,8 +1,11 @@
-"""T/CEC 102 endpoints served to operators: ``POST /evcs/{version}/{interface}``.
+"""T/CEC 102 endpoints: ``POST /evcs/{version}/{interface}``, served to operators and to higher platforms.
 
-The work is done by :class:`ingest.receiver.Receiver`; this module only routes, and starts the
-feed scheduler (``settings.app.run_scheduler``). Any version segment such as ``v20160701``,
-``v20161110`` or ``20160701`` is accepted (operators differ).
+Both call the same URLs with their own OperatorID in the envelope. A ``query_*`` request whose
+OperatorID is a registered higher platform's goes to :class:`ingest.upstream.provider.Provider`
+(zhcharge as data provider); everything else, the operators' pushes always, to
+:class:`ingest.receiver.Receiver`. This module only routes, and starts the feed scheduler and the
+upward status push job (``settings.app.run_scheduler``). Any version segment such as
+``v20160701``, ``v20161110`` or ``20160701`` is accepted (operators differ).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from litestar.params import FromPath
 
 from ingest.protocol import Ret
 from ingest.receiver import Receiver
+from ingest.upstream.provider import Provider
 from services.db import Database
 from services.settings import Settings
 
@@ -32,6 +36,23 @@ def _receiver(app: Litestar) -> Receiver:
         receiver = Receiver(db.engine, settings)
         app.state["feed_receiver"] = receiver
     return receiver
+
+
+def _provider(app: Litestar) -> Provider:
+    provider = app.state.get("upstream_provider")
+    if provider is None:
+        db: Database = app.state["db"]
+        provider = Provider(db.engine, app.state["settings"])
+        app.state["upstream_provider"] = provider
+    return provider
+
+
+def _handle(app: Litestar, interface: str, body: bytes, authorization: str | None) -> tuple[int, dict]:
+    """A higher platform's query to the provider, anything else to the receiver (in a worker thread)."""
+    answer = _provider(app).dispatch(interface, body, authorization)
+    if answer is not None:
+        return answer
+    return _receiver(app).handle(interface, body, authorization)
 
 
 async def _read_body(request: Request, limit: int) -> bytes | None:
@@ -57,7 +78,9 @@ def _answer(status: int, envelope: dict) -> Response:
       request_max_body_size=None)
 async def evcs_interface(request: Request, version: FromPath[str], interface: FromPath[str]) -> Response:
     """query_token, notification_stationStatus, notification_stationInfo, notification_charge_order_info
-    and check_charge_orders (see ingest.receiver).
+    and check_charge_orders for operators (see ingest.receiver); query_token, query_stations_info,
+    query_station_status, query_station_stats and query_equip_business_policy for registered higher
+    platforms (see ingest.upstream.provider).
 
     Every answer, errors included, is a signed T/CEC envelope: a body over
     ``ZHCHARGE_FEED_MAX_BODY_BYTES`` (``..._CHECK_MAX_BODY_BYTES`` for a day's reconciliation list) gets
@@ -70,7 +93,7 @@ async def evcs_interface(request: Request, version: FromPath[str], interface: Fr
     body = await _read_body(request, limit)
     if body is None:
         return _answer(413, receiver.refuse(Ret.ENVELOPE, f"request body larger than {limit} bytes"))
-    status, envelope = await anyio.to_thread.run_sync(receiver.handle, interface, body,
+    status, envelope = await anyio.to_thread.run_sync(_handle, request.app, interface, body,
                                                       request.headers.get("authorization"))
     return _answer(status, envelope)
 
@@ -88,12 +111,29 @@ def on_startup(app: Litestar) -> None:
         scheduler.start()
         receiver.on_stations_changed = lambda op, pks: pull_station_policies(db.engine, settings, op, pks)
         app.state["feed_scheduler"] = scheduler
+        app.state["upstream_pusher"] = _start_pusher(db, settings)
+
+
+def _start_pusher(db: Database, settings: Settings):  # noqa: ANN202 - an ingest.upstream.push.StatusPusher
+    """The upward status push job, on an engine of its own (it never takes the receiver's connections)."""
+    from ingest.upstream.push import StatusPusher
+    from services.db import make_engine
+
+    engine = make_engine(settings.db, url=db.engine.url.render_as_string(hide_password=False), pool_size=2,
+                         max_overflow=4, application_name="zhcharge-upstream-push")
+    pusher = StatusPusher(engine, settings)
+    pusher.start()
+    return pusher
 
 
 def on_shutdown(app: Litestar) -> None:
     scheduler = app.state.get("feed_scheduler")
     if scheduler is not None:
         scheduler.stop()
+    pusher = app.state.get("upstream_pusher")
+    if pusher is not None:
+        pusher.stop()
+        pusher.engine.dispose()
     receiver = app.state.get("feed_receiver")
     if receiver is not None:
         receiver.close()
