@@ -1,4 +1,7 @@
-"""Run the benchmarks and print a table: ``python -m bench [name ...]`` (names: feed, tiles, search).
+"""Run the benchmarks and print a table: ``python -m bench [name ...] [--stations N]`` (names: feed,
+tiles, search, ...; ``scaling`` runs ``bench/scaling.py``, the scaling table, and only when named).
+``--stations N`` runs the search and tile benchmarks (and ``scaling``) on the national set of N
+stations (``bench.generate.scale_database``; environment ``BENCH_STATIONS``).
 
 Each ``bench/bench_<name>.py`` exports ``main() -> list[dict]`` with rows
 ``{benchmark, metric, value, unit, target, ok, note}``. The table is also written to
@@ -44,6 +47,14 @@ def _fmt(v: object) -> str:
 
 
 def main(argv: list[str]) -> int:
+    argv = list(argv)
+    if "--stations" in argv:
+        i = argv.index("--stations")
+        if i + 1 >= len(argv) or not argv[i + 1].replace("_", "").isdigit():
+            print("--stations needs a number of stations, e.g. --stations 1000000", file=sys.stderr)
+            return 2
+        os.environ["BENCH_STATIONS"] = str(int(argv[i + 1]))
+        del argv[i:i + 2]
     names = argv or sorted(p.stem.removeprefix("bench_") for p in HERE.glob("bench_*.py"))
     rows: list[dict] = []
     failed = False
@@ -51,7 +62,7 @@ def main(argv: list[str]) -> int:
         started = time.perf_counter()
         print(f"== bench {name} ...", flush=True)
         try:
-            mod = importlib.import_module(f"bench.bench_{name}")
+            mod = importlib.import_module("bench.scaling" if name == "scaling" else f"bench.bench_{name}")
             rows.extend(mod.main())
         except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
             traceback.print_exc()

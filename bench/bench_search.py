@@ -23,6 +23,9 @@ estimate p50 < 5 ms (issue 15).
 
 Environment: ``BENCH_SEARCH_NATIONAL_N``, ``BENCH_SEARCH_CITY_N``, ``BENCH_SEARCH_QUERIES``
 (queries per client and scenario, default 60), ``BENCH_SEARCH_SCALES`` (default ``city,national``).
+``python -m bench search --stations N`` (``BENCH_STATIONS``) runs the national scale only, on the
+scaling table's database of N stations (``bench.generate.scale_database``: the same generator;
+unpriced except at 250,000, so the price scenarios and the detail run only where there are prices).
 """
 
 from __future__ import annotations
@@ -183,17 +186,23 @@ def bench_detail(scale: str, url: str, n: int) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_scale(scale: str) -> list[dict[str, Any]]:
-    url = ensure_database(scale)
+def bench_scale(scale: str, url: str | None = None, *, scenarios: tuple[str, ...] | None = None,
+                clients_list: tuple[int, ...] = (1, 4), detail: bool = True) -> list[dict[str, Any]]:
+    url = url or ensure_database(scale)
     engine = create_engine(url, pool_size=6, max_overflow=2)
     with engine.connect() as conn:
         operators = [r[0] for r in conn.execute(text(
             "SELECT operator_id FROM operators WHERE operator_id LIKE 'GEN%' ORDER BY 1"))]
         n = conn.execute(text("SELECT count(*) FROM station_search")).scalar()
+        priced = conn.execute(text("SELECT EXISTS (SELECT 1 FROM station_tariffs)")).scalar()
     rows: list[dict[str, Any]] = []
     for scenario, params in workloads(scale, operators, seed=11).items():
+        if scenarios is not None and scenario not in scenarios:
+            continue
+        if not priced and scenario in ("max_price+facets+bbox", "sort=price+bbox"):
+            continue
         _run(engine, params[: max(5, len(params) // 6)], 1)  # warm caches and plans
-        for clients in (1, 4):
+        for clients in clients_list:
             times = _run(engine, params, clients)
             p50, p95 = statistics.median(times), _pct(times, 0.95)
             target = TARGETS.get((scale, scenario)) if clients == 1 else None
@@ -210,11 +219,15 @@ def bench_scale(scale: str) -> list[dict[str, Any]]:
                          "ok": (p95 < target[1]) if target and target[1] else None, "note": note})
             print(f"   {scale:8} {scenario:16} clients={clients}: p50 {p50:7.2f} ms  p95 {p95:7.2f} ms", flush=True)
     engine.dispose()
-    return rows + bench_detail(scale, url, n)
+    return rows + (bench_detail(scale, url, n) if detail and priced else [])
 
 
 def main() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    if os.environ.get("BENCH_STATIONS"):
+        from bench.generate import scale_database
+
+        return bench_scale("national", scale_database(int(os.environ["BENCH_STATIONS"])))
     for scale in os.environ.get("BENCH_SEARCH_SCALES", "city,national").split(","):
         rows += bench_scale(scale)
     return rows

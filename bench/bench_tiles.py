@@ -17,6 +17,8 @@ second server with the cache on, and tiles/s with 2 concurrent clients over all 
 
 Environment: ``BENCH_TILES_NATIONAL_N`` / ``BENCH_TILES_CITY_N`` change the sizes,
 ``BENCH_TILES_SECONDS`` the length of the throughput runs, ``BENCH_TILES_SKIP_TIPG=1`` skips TiPg.
+``python -m bench tiles --stations N`` (``BENCH_STATIONS``) runs the national scale only, on the
+scaling table's database of N stations (``bench.generate.scale_database``).
 """
 
 from __future__ import annotations
@@ -440,6 +442,31 @@ def push_cost(scale: str, url: str, n: int = 200) -> list[dict[str, Any]]:
     return rows
 
 
+def uncached_http(url: str, zooms: tuple[int, ...] = ZOOMS) -> dict[int, list[float]]:
+    """Milliseconds of ``GET /tiles/stations/z/x/y.mvt`` per zoom, cache off (every request renders),
+    on the sampled tiles (each at least :data:`MIN_SAMPLES` times over, after one warm-up pass)."""
+    tiles = sample_tiles(url, zooms)
+    logs = ROOT / "bench" / "results"
+    logs.mkdir(parents=True, exist_ok=True)
+    out: dict[int, list[float]] = {}
+    with serve(["--factory", "portal_site.app:create_app"], our_env(url, cache=False), "/healthz",
+               logs / "ours-scaling.log") as port:
+        client = Client(port)
+        for z in zooms:
+            paths = [f"/tiles/stations/{z}/{x}/{y}.mvt" for _, x, y in tiles[z]]
+            for p in paths:
+                client.get(p, {"Accept-Encoding": "identity"})
+            times: list[float] = []
+            for _ in range(max(REPEATS, -(-MIN_SAMPLES // len(paths)))):
+                for p in paths:
+                    status, _, secs = client.get(p, {"Accept-Encoding": "identity"})
+                    assert status == 200, (p, status)
+                    times.append(ms(secs))
+            out[z] = times
+        client.close()
+    return out
+
+
 @contextmanager
 def _null():  # noqa: ANN202
     yield None
@@ -460,10 +487,17 @@ def main() -> list[dict[str, Any]]:
     logs.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     scales = os.environ.get("BENCH_TILES_SCALES", "national,city").split(",")
+    if os.environ.get("BENCH_STATIONS"):
+        n_nat, scales = int(os.environ["BENCH_STATIONS"]), ["national"]
     for scale, n, region in (("national", n_nat, "china"), ("city", n_city, "zhuhai")):
         if scale not in scales:
             continue
-        url = ensure_database(scale, n, region)
+        if os.environ.get("BENCH_STATIONS"):
+            from bench.generate import scale_database
+
+            url = scale_database(n)
+        else:
+            url = ensure_database(scale, n, region)
         engine = create_engine(url)
         with engine.connect() as conn:
             stations, connectors = conn.execute(text(

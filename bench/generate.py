@@ -27,7 +27,7 @@ from geo.gcj02 import wgs84_to_gcj02_array
 from services.stations.summary import bump_version
 from services.stations.vocab import normalize_payments, pinyin_of
 
-__all__ = ["bench_database", "generate_stations", "generate_tariffs", "clear_generated", "CITY_CENTRES",
+__all__ = ["bench_database", "scale_database", "SCALE_SIZES", "generate_stations", "generate_tariffs", "clear_generated", "CITY_CENTRES",
            "ZHUHAI_CENTRES", "TARIFF_POLICIES"]
 
 SHENZHEN_CSV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "shenzhen-stations.csv"
@@ -280,12 +280,32 @@ def clear_generated(conn: Connection, prefix: str = "GEN") -> None:
     bump_version(conn, "stations")
 
 
+#: tables whose plain (non-constraint) indexes are dropped during a bulk generation and rebuilt after
+_DEFERRED_INDEX_TABLES = ("stations", "equipment", "connectors", "station_search", "station_text")
+
+
+def _drop_plain_indexes(conn: Connection, tables: tuple[str, ...]) -> list[str]:
+    """Drop the indexes of ``tables`` that back no constraint; return their definitions (to rebuild
+    after a bulk load: one sort per index instead of an insertion per row)."""
+    rows = conn.execute(text("""
+        SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i
+        WHERE i.indrelid = ANY(CAST(:t AS regclass[]))
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+    """), {"t": list(tables)}).all()
+    for name, _ in rows:
+        conn.execute(text(f"DROP INDEX {name}"))
+    return [d for _, d in rows]
+
+
 def bench_database(name: str, n: int, *, region: str, operators: int, analyze: tuple[str, ...] = ("stations",),
-                   label: str = "") -> str:
+                   label: str = "", tariffs: bool = True) -> str:
     """URL of a benchmark database with exactly ``n`` generated stations (kept between runs).
 
     Created on the database server in use (the private cluster is started if needed), migrated,
-    with Zhuhai's districts; regenerated only when its station count differs.
+    with Zhuhai's districts; regenerated only when its station count differs. Generation COPYs the
+    stations with the plain indexes of the big tables dropped and rebuilds them after the load.
+    ``tariffs=False`` leaves the stations unpriced (the scaling databases: 1,000,000 stations'
+    tariffs would take an hour through ``store_tariffs``).
     """
     import time
 
@@ -311,11 +331,17 @@ def bench_database(name: str, n: int, *, region: str, operators: int, analyze: t
         t0 = time.perf_counter()
         with engine.begin() as conn:
             clear_generated(conn, "GEN")
+            conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+            indexes = _drop_plain_indexes(conn, _DEFERRED_INDEX_TABLES)
             generate_stations(conn, n, region=region, seed=1, operators=operators, prefix="GEN")
+            t1 = time.perf_counter()
+            for ddl in indexes:
+                conn.execute(text(ddl))
+            print(f"   {len(indexes)} indexes rebuilt in {time.perf_counter() - t1:.0f} s", flush=True)
         print(f"   generated in {time.perf_counter() - t0:.0f} s", flush=True)
     with engine.begin() as conn:
         priced = conn.execute(text("SELECT EXISTS (SELECT 1 FROM station_tariffs)")).scalar()
-    if not priced:  # databases generated before prices existed get their tariffs once
+    if not priced and tariffs:  # databases generated before prices existed get their tariffs once
         print(f"   generating tariffs ({label or region}) ...", flush=True)
         t0 = time.perf_counter()
         with engine.begin() as conn:
@@ -327,3 +353,19 @@ def bench_database(name: str, n: int, *, region: str, operators: int, analyze: t
             conn.execute(text(f"VACUUM ANALYZE {table}"))
     engine.dispose()
     return url
+
+
+#: the scaling table's sizes (``python -m bench scaling``)
+SCALE_SIZES = (10_000, 100_000, 250_000, 1_000_000)
+
+
+def scale_database(n: int) -> str:
+    """The national benchmark database with ``n`` stations (the same generator, seed and 40
+    operators as the search benchmark's national set; 250,000 is that database itself)."""
+    if n == 250_000:
+        name, tariffs = "zhcharge_bench_search_national", True
+    else:
+        name, tariffs = f"zhcharge_bench_national_{n}", False
+    return bench_database(name, n, region="china", operators=40, label=f"national {n:,}", tariffs=tariffs,
+                          analyze=("stations", "station_search", "station_text", "operators", "equipment",
+                                   "connectors"))
