@@ -49,6 +49,7 @@ ROUTE_MODULES: list[str] = [
     "portal_site.routes.map",
     "portal_site.routes.api",
     "portal_site.routes.reliability",
+    "portal_site.routes.quality",
     "portal_site.routes.accounts",
     "portal_site.routes.backoffice",
     "portal_site.routes.portal",

@@ -35,6 +35,7 @@ OPERATOR_MENU: list[MenuEntry] = [
     MenuEntry("orders", "充电订单", "Charge orders", "/backoffice/orders", True),
     MenuEntry("orders", "每日对账", "Reconciliations", "/backoffice/reconciliations", True),
     MenuEntry("orders", "电价", "Tariffs", "/backoffice/tariffs", True),
+    MenuEntry("orders", "数据质量", "Data quality", "/backoffice/data-quality", True),
     MenuEntry("subsidy", "补贴规则", "Subsidy rules", "/backoffice/subsidy/rules", True),
     MenuEntry("subsidy", "补贴申请", "Subsidy applications", "/backoffice/subsidy/applications", True),
     MenuEntry("subsidy", "财务核算", "Financial accounting", "/backoffice/subsidy/accounting", True),
@@ -56,6 +57,7 @@ ADMIN_MENU: list[MenuEntry] = [
     MenuEntry("supervision", "运行监测", "Dashboard", "/admin/dashboard", False),
     MenuEntry("supervision", "价格执行", "Price execution", "/admin/prices", False),
     MenuEntry("supervision", "城市限价", "Price cap", "/admin/price-cap", False),
+    MenuEntry("supervision", "数据质量", "Data quality", "/admin/data-quality", False),
     MenuEntry("portal", "门户内容", "Portal content", "/admin/content", False),
 ]
 
