@@ -157,6 +157,9 @@ def _search_params(
     max_price: Annotated[str | None, Parameter(description="yuan per kWh, 0 to 100: the price now (electricity + "
                                                            "service, the station's cheapest connector) is at most "
                                                            "this; stations without a known price never match")] = None,
+    min_uptime: Annotated[str | None, Parameter(description="0 to 1: the uptime of the last 30 days "
+                                                            "(reliability.uptime_30d) is at least this; stations "
+                                                            "with nothing observed never match")] = None,
     exclude_operator: Annotated[list[str] | None, Parameter(description="OperatorID(s) to leave out")] = None,
     bbox: Annotated[str | None, Parameter(description="minLng,minLat,maxLng,maxLat (WGS84)")] = None,
     lat: Annotated[str | None, Parameter(description="WGS84 latitude (with lng): distances and nearest-N")] = None,
@@ -164,9 +167,10 @@ def _search_params(
     radius: Annotated[str | None, Parameter(description="metres around lat/lng (geodesic)")] = None,
     route: Annotated[str | None, Parameter(description="encoded polyline (precision 5) or WKT LINESTRING")] = None,
     corridor: Annotated[str | None, Parameter(description="metres either side of the route (default 1000)")] = None,
-    sort: Annotated[str | None, Parameter(description="id|relevance|distance|route|name|max_power|free|price "
-                                                      "(price now, cheapest first, unpriced last); default: route, "
-                                                      "distance, relevance or id by what is given")] = None,
+    sort: Annotated[str | None, Parameter(description="id|relevance|distance|route|name|max_power|free|price|uptime "
+                                                      "(price now, cheapest first, unpriced last; uptime of the last "
+                                                      "30 days, highest first, stations without one last); default: "
+                                                      "route, distance, relevance or id by what is given")] = None,
     updated_since: Annotated[str | None, Parameter(description="ISO 8601: only stations changed since then")] = None,
     crs: Annotated[str | None, Parameter(description="wgs84 (default) or gcj02, for output coordinates")] = None,
     api_key: Annotated[str | None, Parameter(description="API key (or the X-API-Key header)")] = None,
@@ -231,13 +235,16 @@ def load_station(request: Request, db: Database, station_pk: int) -> dict[str, A
 
 
 @get("/stations/{station_pk:int}", sync_to_thread=True, tags=["stations"],
-     summary="One station with piles, connectors, live status and prices",
+     summary="One station with piles, connectors, live status, prices and reliability",
      description="`tariff` on the station and on each connector: `{source, currency, varies, updated_at, "
                  "checked_at, periods: [{start, end, electricity, service, total}], now: {electricity, service, "
                  "total, until}}` (yuan per kWh as strings with 4 decimals; null when nothing is known). With "
                  "`kwh`, `estimate` on each connector (that many kWh started now at its power, across periods) "
-                 "and on the station (the cheapest connector's, naming `connector_id`). The ETag follows the "
-                 "content, so it changes when the price in force does.")
+                 "and on the station (the cheapest connector's, naming `connector_id`). `reliability`: "
+                 "`{uptime_30d, faults_30d, last_fault_at}` over the last 30 days (refreshed hourly); "
+                 "`occupancy_profile`: 7 x 24 shares of the connectors occupied, Monday first, hours in China "
+                 "time (\"usually busy around 18:00\"). The ETag follows the content, so it changes when the "
+                 "price in force does.")
 def get_station(request: Request, db: Database, settings: Settings,
                 station_pk: Annotated[int, Parameter(description="the station's id (from search items)")],
                 crs: Annotated[str | None, Parameter(description="wgs84 (default) or gcj02")] = None,

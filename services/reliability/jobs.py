@@ -4,7 +4,9 @@ jobs; a PostgreSQL advisory lock lets one of them do it.
 A run, each step its own transaction: make the coming months' partitions; mark silent connectors
 unknown; carry each begun month's states into its partition; read changed opening hours; aggregate
 ended days and today up to its last hour (at most ``days_per_run``, oldest first, so a backlog never
-holds the lock for long); drop what is older than the retention.
+holds the lock for long); after new aggregates, or hourly, refresh every station's 30-day figures
+(``services.reliability.summary``; the stations' data version moves when one changed, so search
+ETags follow); drop what is older than the retention.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from services.reliability.hours import refresh_open_hours
 from services.reliability.partitions import carry_months, drop_expired, ensure_partitions, horizon
 from services.reliability.rollup import pending_days, rollup_day
 from services.reliability.settings import ReliabilitySettings
+from services.reliability.summary import refresh_due, refresh_station_reliability
+from services.stations.summary import bump_version
 
 __all__ = ["JOB_LOCK", "MaintenanceRun", "maintain", "reliability_job"]
 
@@ -38,6 +42,8 @@ class MaintenanceRun:
     carried: list[date] = field(default_factory=list)
     hours: int = 0
     days: list[date] = field(default_factory=list)
+    stations_changed: int | None = None
+    """Stations whose 30-day figures changed (``None``: not refreshed in this run)."""
     dropped: list[str] = field(default_factory=list)
 
 
@@ -68,6 +74,11 @@ def maintain(engine: Engine, cfg: ReliabilitySettings, *, now: datetime | None =
                 with conn.begin():
                     rollup_day(conn, day, until)
                 run.days.append(day)
+            with conn.begin():
+                if run.days or refresh_due(conn, now):
+                    run.stations_changed = refresh_station_reliability(conn, now)
+                    if run.stations_changed:
+                        bump_version(conn, "stations")
             with conn.begin():
                 run.dropped = drop_expired(conn, now, cfg.retention_months, cfg.daily_retention_months)
     finally:

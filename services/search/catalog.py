@@ -14,6 +14,8 @@ from services.errors import NotFound
 from services.prices.views import (CONNECTOR_TARIFF_COLUMNS, CONNECTOR_TARIFF_JOINS, MAX_KWH, STATION_TARIFF_COLUMNS,
                                    STATION_TARIFF_JOINS, StationPrices, add_prices, pop_connector_tariff,
                                    pop_station_tariff)
+from services.reliability.profile import occupancy_profile
+from services.reliability.window import china_date
 from services.search.labels import CLOSED_VOCABULARIES
 from services.search.prepared import prepared_rows, to_pyformat
 from services.search.query import SORTS, SearchQuery
@@ -28,10 +30,11 @@ __all__ = ["iter_matches", "reference", "station_detail", "stats"]
 
 def station_detail(conn: Connection, station_pk: int, *, crs: str = "wgs84", now: datetime | None = None,
                    kwh: Decimal | None = None) -> dict[str, Any]:
-    """A visible station with its piles, connectors and their live status, and the tariff of the
-    station and of each connector at ``now`` (with ``kwh``: the estimates, ``services.prices.views``).
-    Two statements: the station with its tariff, then its piles with their connectors, status and
-    tariffs."""
+    """A visible station with its piles, connectors and their live status, the tariff of the
+    station and of each connector at ``now`` (with ``kwh``: the estimates, ``services.prices.views``),
+    its 30-day ``reliability`` and its week's ``occupancy_profile`` (``services.reliability``).
+    Three statements: the station with its tariff and reliability, its piles with their connectors,
+    status and tariffs, and the daily occupancy of the weeks before ``now``."""
     found = prepared_rows(conn, _DETAIL_STATION, {"id": station_pk})
     if not found:
         raise NotFound(f"no station {station_pk}")
@@ -60,7 +63,10 @@ def station_detail(conn: Connection, station_pk: int, *, crs: str = "wgs84", now
         e["connectors"].append(c)
     item["equipment"] = list(equipment.values())
     item["pictures"] = list(item.get("pictures") or [])
-    add_prices(item, StationPrices.of(station_tariff, tariffs), now or datetime.now(UTC), kwh)
+    now = now or datetime.now(UTC)
+    add_prices(item, StationPrices.of(station_tariff, tariffs), now, kwh)
+    # "usually busy": 7 x 24 shares of its connectors occupied, Monday first, China hours (the weeks before today)
+    item["occupancy_profile"] = occupancy_profile(conn, station_pk, china_date(now))
     return item
 
 
@@ -127,6 +133,9 @@ def reference(conn: Connection, settings: SearchSettings) -> dict[str, Any]:
         "payment": "normalised from the free-text Payment field; unknown tokens count as 'other'",
         "max_price": "yuan per kWh, 0 to 100: a station matches when its price now (electricity + service, its "
                      "cheapest connector at this moment) is at most this; stations without a known price never match",
+        "min_uptime": "0 to 1: a station matches when its uptime of the last 30 days (reliability.uptime_30d: the "
+                      "share of observed time its connectors could charge, 4 decimals) is at least this; stations "
+                      "with nothing observed never match; sort=uptime lists the highest first, those last",
         "kwh": f"GET /api/v1/stations/{{id}}?kwh=N (0 < N <= {MAX_KWH}) adds the estimate of N kWh started now",
         "prices": "per kWh: strings with 4 decimals, yuan (price_now, tariff periods and now); money: strings with "
                   "2 decimals, yuan (estimates); times: ISO 8601 with the China offset (+08:00); "

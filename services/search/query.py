@@ -30,6 +30,7 @@ SORTS: dict[str, tuple[str, str]] = {
     "free": ("空闲枪数", "free connectors, most first"),
     "price": ("当前价格（低到高）", "price per kWh now (electricity + service), cheapest first; stations "
                                 "without a known price last"),
+    "uptime": ("近30天可用率（高到低）", "uptime of the last 30 days, highest first; stations without one last"),
 }
 PAGING_PARAMS: tuple[str, ...] = ("limit", "cursor", "sort", "facets", "total", "updated_since", "crs")
 IGNORED_PARAMS: tuple[str, ...] = ("lang", "api_key", "format")

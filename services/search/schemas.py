@@ -9,7 +9,7 @@ import msgspec
 
 __all__ = [
     "ConnectorOut", "EquipmentOut", "EstimateOut", "EstimatePart", "FacetValue", "Facets", "Fees", "PriceNow",
-    "ReferenceResponse", "SearchResponse", "StationDetail", "StationItem", "StatsResponse", "StatsRow", "StatsTotals",
+    "ReferenceResponse", "Reliability", "SearchResponse", "StationDetail", "StationItem", "StatsResponse", "StatsRow", "StatsTotals",
     "TariffOut", "TariffPeriod",
 ]
 
@@ -78,6 +78,16 @@ class EstimateOut(msgspec.Struct):
     connector_id: str | None = None
 
 
+class Reliability(msgspec.Struct):
+    """The last 30 days (the 30 China days before today and today up to the last hourly refresh):
+    ``uptime_30d`` the share of observed time the connectors could charge (4 decimals; null when
+    nothing was observed), ``faults_30d`` the entries into fault, ``last_fault_at`` the latest."""
+
+    uptime_30d: float | None
+    faults_30d: int
+    last_fault_at: datetime | None
+
+
 class StationItem(msgspec.Struct):
     id: int
     operator_id: str
@@ -107,6 +117,7 @@ class StationItem(msgspec.Struct):
     updated_at: datetime
     distance_m: float | None = None
     price_now: str | None = None
+    reliability: Reliability | None = None
 
 
 class FacetValue(msgspec.Struct):
@@ -177,6 +188,9 @@ class StationDetail(StationItem, kw_only=True):
     equipment: list[EquipmentOut] = []
     tariff: TariffOut | None = None
     estimate: EstimateOut | None = None
+    occupancy_profile: list[list[float | None]] = []
+    """7 x 24 shares of the connectors occupied (charging, occupied or reserved), Monday first, hours
+    0-23 China time, over the 8 weeks before today; null where under an hour was observed."""
 
 
 class StatsTotals(msgspec.Struct):

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -57,13 +58,17 @@ ITEM_COLUMNS = """
     s.facility_types, s.payments, s.connectors_total, s.connectors_free, s.availability,
     s.pile_count, s.scale, s.max_power_kw::float8 AS max_power_kw,
     s.electricity_fee, s.service_fee, s.park_fee, s.busine_hours, s.park_info, s.station_tel,
-    s.updated_at, s.price_now::text AS price_now"""
+    s.updated_at, s.price_now::text AS price_now,
+    sr.up4 AS rel_up4, sr.faults AS rel_faults, sr.last_fault_at AS rel_last_fault_at"""
 
 ITEM_JOINS = ("LEFT JOIN operators o ON o.operator_id = s.operator_id "
-          "LEFT JOIN districts d ON d.adcode = s.district_adcode")
+          "LEFT JOIN districts d ON d.adcode = s.district_adcode "
+          "LEFT JOIN station_reliability sr ON sr.station_pk = s.id")
 
 #: the sort key of a station without a price (after every price: price4 is at most 9,999,999)
 NO_PRICE4 = 2147483647
+#: the sort key of a station without a 30-day uptime (keys are -up4, -10,000 .. 0: after every uptime)
+NO_UPTIME = 1
 _POINT = "ST_SetSRID(ST_MakePoint(:f_lng, :f_lat), 4326)"
 _ROUTE = "ST_GeomFromText(:f_route_wkt, 4326)"
 
@@ -96,6 +101,9 @@ def _sort_sql(q: SearchQuery, *, qm: bool = False) -> tuple[str, str, str]:
         return "(1 - qm.sim)::float8", "ASC", "float8"
     if q.sort == "price":
         return f"coalesce((s.price_now * 10000)::int, {NO_PRICE4})", "ASC", "int"
+    if q.sort == "uptime":  # the 30-day uptime, highest first as an ascending key; stations without one last
+        return f"coalesce(- (SELECT sr.up4 FROM station_reliability sr WHERE sr.station_pk = s.id), {NO_UPTIME})", \
+            "ASC", "int"
     raise AssertionError(q.sort)
 
 
@@ -138,6 +146,8 @@ def _narrow_base(flt: StationFilter, a: str = "s", *, qm: bool = False) -> list[
         preds.append(f"{a}.power10 >= :n_power10")
     if flt.max_price is not None:
         preds.append(f"{a}.price4 <= :n_price4")
+    if flt.min_uptime is not None:
+        preds.append(f"{a}.up4 >= :f_min_up4")
     if flt.exclude_operator:
         preds.append(f"{a}.op <> ALL({_OP_IDS.format(':f_exclude_operator')})")
     # bbox, radius and route: the shared filter's own predicates (they only read geom)
@@ -293,9 +303,11 @@ def _items_sql(q: SearchQuery, *, knn: bool, keyset: bool) -> str:
                 f"WHERE {where} ORDER BY k, qm.id LIMIT :lim), "
                 f"items AS (SELECT {ITEM_COLUMNS}, ids.k AS sort_key, {dist} AS distance_m FROM stations s "
                 f"{ITEM_JOINS} JOIN ids ON ids.id = s.id ORDER BY ids.k, s.id LIMIT :lim)")
-    if q.sort in ("id", "price") and not q.updated_since:
-        # ids (and price4) from the narrow table in key order; stations only for the page itself
-        key = "n.id" if q.sort == "id" else f"coalesce(n.price4, {NO_PRICE4})"
+    if q.sort in ("id", "price", "uptime") and not q.updated_since:
+        # ids (and price4 or up4) from the narrow table in key order (an index each: migrations 1402,
+        # 1501); stations only for the page itself
+        key = {"id": "n.id", "price": f"coalesce(n.price4, {NO_PRICE4})",
+               "uptime": f"coalesce(- n.up4, {NO_UPTIME})"}[q.sort]
         preds = [*_narrow_base(flt, "n", qm=use_qm), *_narrow_dims(flt, "n").values()]
         if keyset:
             preds.append("n.id > :c_id" if q.sort == "id" else f"({key}, n.id) > (CAST(:c_key AS int), :c_id)")
@@ -364,7 +376,7 @@ def _execute(conn: Connection | Session, q: SearchQuery, *, items: bool, facets:
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
         if q.sort == "id" and (not isinstance(key, int) or key != row_id):
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
-        if q.sort in ("free", "price") and (not isinstance(key, int) or not -2**31 <= key < 2**31):
+        if q.sort in ("free", "price", "uptime") and (not isinstance(key, int) or not -2**31 <= key < 2**31):
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
         if isinstance(key, float) and not math.isfinite(key):
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
@@ -433,4 +445,7 @@ def to_item(r: dict[str, Any], crs: str = "wgs84") -> dict[str, Any]:
     r["fees"] = {"electricity_fee": r.pop("electricity_fee"), "service_fee": r.pop("service_fee"),
                  "park_fee": r.pop("park_fee")}
     r["hours"] = r.pop("busine_hours")
+    up4, last = r.pop("rel_up4"), r.pop("rel_last_fault_at")  # services.reliability.summary; times as JSON has them
+    r["reliability"] = {"uptime_30d": None if up4 is None else up4 / 10000, "faults_30d": r.pop("rel_faults") or 0,
+                        "last_fault_at": last.astimezone(UTC).isoformat() if isinstance(last, datetime) else last}
     return r

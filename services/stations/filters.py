@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import ROUND_CEILING, Decimal
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -20,11 +21,11 @@ from services.errors import BadRequest
 from services.stations.enums import STATION_TYPES
 from services.stations.vocab import FACILITY_TYPES, PAYMENTS, SCALES
 
-__all__ = ["DIMENSIONS", "FILTER_PARAMS", "StationFilter", "parse_route"]
+__all__ = ["DIMENSIONS", "FILTER_PARAMS", "StationFilter", "min_up4", "parse_route"]
 
 DIMENSIONS: tuple[str, ...] = ("operator", "district", "station_type", "scale", "facility_type", "payment")
-FILTER_PARAMS: tuple[str, ...] = (*DIMENSIONS, "q", "available", "min_power", "max_price", "exclude_operator",
-                                  "bbox", "lat", "lng", "radius", "route", "corridor")
+FILTER_PARAMS: tuple[str, ...] = (*DIMENSIONS, "q", "available", "min_power", "max_price", "min_uptime",
+                                  "exclude_operator", "bbox", "lat", "lng", "radius", "route", "corridor")
 #: the highest ``max_price`` accepted, yuan/kWh (a tariff's electricity and service are each at most 20)
 MAX_PRICE_FILTER = 100.0
 
@@ -33,6 +34,16 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 VISIBLE_SQL = "s.feed_state = 'active' AND s.interconnected"
+
+
+def min_up4(min_uptime: float) -> int:
+    """The smallest stored 30-day uptime × 10,000 (``up4``, migration 1501) that ``min_uptime`` (0..1)
+    admits: exact, rounded up, so a station shown at 0.97 matches ``min_uptime=0.97``.
+
+    >>> min_up4(0.97), min_up4(0.96722), min_up4(0), min_up4(1)
+    (9700, 9673, 0, 10000)
+    """
+    return int((Decimal(repr(min_uptime)) * 10000).to_integral_value(rounding=ROUND_CEILING))
 
 
 def _values(params: Mapping[str, Any], name: str) -> list[str]:
@@ -155,6 +166,7 @@ class StationFilter:
     available: bool = False
     min_power: float | None = None
     max_price: float | None = None
+    min_uptime: float | None = None
     exclude_operator: tuple[str, ...] = ()
     bbox: BBox | None = None
     lng: float | None = None
@@ -203,6 +215,11 @@ class StationFilter:
             raise BadRequest(f"parameter 'max_price' must be between 0 and {MAX_PRICE_FILTER:g} yuan/kWh",
                              param="max_price")
 
+        min_uptime = _float(params, "min_uptime")
+        if min_uptime is not None and not 0 <= min_uptime <= 1:
+            raise BadRequest("parameter 'min_uptime' must be between 0 and 1 (a share: 0.97 is 97 %)",
+                             param="min_uptime")
+
         bbox = None
         bbox_text = _single(params, "bbox")
         if bbox_text:
@@ -248,6 +265,7 @@ class StationFilter:
             available=available_text in _TRUE,
             min_power=min_power,
             max_price=max_price,
+            min_uptime=min_uptime,
             exclude_operator=excluded,
             bbox=bbox, lng=lng, lat=lat, radius=radius, route=route, corridor=corridor,
         )
@@ -300,6 +318,9 @@ class StationFilter:
             preds.append(f"{a}.max_power_kw >= :f_min_power")
         if self.max_price is not None:  # the price per kWh now (electricity + service); unpriced never match
             preds.append(f"{a}.price_now <= :f_max_price")
+        if self.min_uptime is not None:  # the 30-day uptime (services.reliability.summary); none: never matches
+            preds.append(f"EXISTS (SELECT 1 FROM station_reliability sr WHERE sr.station_pk = {a}.id "
+                         "AND sr.up4 >= :f_min_up4)")
         if self.exclude_operator:
             preds.append(f"{a}.operator_id <> ALL(CAST(:f_exclude_operator AS varchar[]))")
         if self.bbox is not None:
@@ -333,6 +354,8 @@ class StationFilter:
             "f_exclude_operator": list(self.exclude_operator), "f_min_power": self.min_power,
             "f_max_price": self.max_price,
         }
+        if self.min_uptime is not None:
+            p["f_min_up4"] = min_up4(self.min_uptime)
         if self.q:
             escaped = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             p["f_q_like"] = f"%{escaped}%"
