@@ -10,8 +10,9 @@
   (stuck connectors, contradictions, suspect stations, silent connectors, archive differences).
 
 The figures are the stored month (``services.reliability.quality``: refreshed by the data-quality
-job, a missing month computed on the first request); silent connectors and archive differences
-are read live. Unknown parameters and a bad month are 400s naming the parameter.
+job; a missing month is computed for the city and stored on a regulator's request, computed for the
+operator alone and not stored on an operator's); silent connectors and archive differences are read
+live. Unknown parameters and a bad month are 400s naming the parameter.
 """
 
 from __future__ import annotations
@@ -65,13 +66,15 @@ def _operator(conn: Any, operator_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def _detail(conn: Any, month: q.Month, operator_id: str, settings: Settings) -> dict[str, Any]:
+def _detail(conn: Any, month: q.Month, operator_id: str, settings: Settings, *, store: bool) -> dict[str, Any]:
+    """One operator's month with the rows behind it; ``store``: a missing month is computed for the
+    city and stored (regulators), else for this operator only and not stored (operators)."""
     max_m = settings.supervision.archive_max_distance_m
-    view = q.month_view(conn, month, operator_id, stations=True, details=True, max_distance_m=max_m)
+    view = q.month_view(conn, month, operator_id, stations=True, details=True, max_distance_m=max_m, store=store)
     view["silent"] = q.silent_connectors(conn, operator_id)
     view["archives"] = q.archive_differences(conn, operator_id, max_distance_m=max_m)
     view["row"] = next(iter(view["operators"]), None)
-    view["trend"] = q.trend(conn, month, operator_id)
+    view["trend"] = q.trend(conn, month, operator_id, store=store)
     return view
 
 
@@ -106,7 +109,7 @@ def operator(request: Request, db: Database, settings: Settings, operator_id: st
     with db.session() as s:
         conn = s.connection()
         op = _operator(conn, operator_id)
-        view = _detail(conn, month, op["operator_id"], settings)
+        view = _detail(conn, month, op["operator_id"], settings, store=True)
         s.commit()
     return Template("quality/operator.html", context=_ctx(request, op=op, v=view, month=month, admin=True,
                                                           base=f"/admin/data-quality/operators/{op['operator_id']}",
@@ -120,8 +123,7 @@ def own(request: Request, db: Database, settings: Settings) -> Template:
     with db.session() as s:
         conn = s.connection()
         op = _operator(conn, user.operator_id)
-        view = _detail(conn, month, op["operator_id"], settings)
-        s.commit()
+        view = _detail(conn, month, op["operator_id"], settings, store=False)
     return Template("quality/operator.html", context=_ctx(request, op=op, v=view, month=month, admin=False,
                                                           base="/backoffice/data-quality",
                                                           params={"month": month.label}))

@@ -591,26 +591,35 @@ def stored_month(conn: Connection, month: Month, operator_id: str | None = None,
 
 
 def month_view(conn: Connection, month: Month, operator_id: str | None = None, *, stations: bool = False,
-               details: bool = False, max_distance_m: float = 200.0) -> dict[str, Any]:
-    """The month as stored; a month never computed is computed (for the whole city) and stored now.
-    A stale month is served as stored (``computed_at`` says when); the job refreshes it."""
+               details: bool = False, max_distance_m: float = 200.0, store: bool = True) -> dict[str, Any]:
+    """The month as stored. A month never computed is computed for the whole city and stored now
+    (``store``), or else computed for ``operator_id`` alone and not stored (an operator's request
+    writes nothing of other operators). A stale month is served as stored (``computed_at`` says
+    when); the job refreshes it."""
     got = stored_month(conn, month, operator_id, stations=stations, details=details)
-    if got is None:
-        store_month(conn, month, max_distance_m=max_distance_m)
-        got = stored_month(conn, month, operator_id, stations=stations, details=details)
+    if got is not None:
+        return got
+    if not store:
+        table = month_table(conn, month, operator_id, max_distance_m=max_distance_m, stations=stations,
+                            details=details)
+        table["computed_at"] = month.now
+        return table
+    store_month(conn, month, max_distance_m=max_distance_m)
+    got = stored_month(conn, month, operator_id, stations=stations, details=details)
     assert got is not None
     return got
 
 
-def trend(conn: Connection, month: Month, operator_id: str | None = None, *, months: int = 6) -> dict[str, Any]:
+def trend(conn: Connection, month: Month, operator_id: str | None = None, *, months: int = 6,
+          store: bool = True) -> dict[str, Any]:
     """The operators' rows of the ``months`` months ending with ``month`` (oldest first; months
-    never computed are computed and stored): ``{"months": [Month...], "operators": {OperatorID:
+    never computed are computed, and stored with ``store``): ``{"months": [Month...], "operators": {OperatorID:
     [row or None per month]}}``."""
     firsts = [add_months(month.first, -i) for i in range(months - 1, -1, -1)]
     ms = [Month(f, month.now) for f in firsts if f >= EARLIEST]
     per: dict[str, list[dict[str, Any] | None]] = {}
     for i, m in enumerate(ms):
-        for row in month_view(conn, m, operator_id)["operators"]:
+        for row in month_view(conn, m, operator_id, store=store)["operators"]:
             per.setdefault(row["operator_id"], [None] * len(ms))[i] = {k: row.get(k) for k in TREND_FIELDS}
     return {"months": ms, "operators": per}
 

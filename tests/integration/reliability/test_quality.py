@@ -292,13 +292,22 @@ def test_workbook_marks_the_threshold(engine, w, make_client, regulator) -> None
         w["c"]["c1"], w["c"]["c2"], w["c"]["c4"]}
 
 
-def test_operator_sees_its_own_rows_only(engine, w, make_client) -> None:  # noqa: ANN001, F811
+@pytest.mark.parametrize("stored", [False, True])
+def test_operator_sees_its_own_rows_only(engine, w, make_client, stored) -> None:  # noqa: ANN001, F811
+    """Computed for the operator alone when the month was never stored (and nothing is written:
+    an operator's request never writes other operators' rows), or read from the stored month."""
     with engine.begin() as conn:
-        q.store_month(conn, month())
+        conn.execute(text("DELETE FROM data_quality_runs"))
+        conn.execute(text("DELETE FROM data_quality_months"))
+        conn.execute(text("DELETE FROM data_quality_stations"))
+        if stored:
+            q.store_month(conn, month())
     a, b = make_client(w["q1"]), make_client(w["q2"])
     ra = a.get(f"/backoffice/data-quality?month={M:%Y-%m}", headers=HTML)
     rb = b.get(f"/backoffice/data-quality?month={M:%Y-%m}", headers=HTML)
     assert ra.status_code == rb.status_code == 200
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM data_quality_runs")).scalar_one() == (1 if stored else 0)
     assert re.search(r'id="n-stuck">3<', ra.text) and re.search(r'id="n-contradictions">2<', ra.text)
     assert all(w["c"][k] in ra.text for k in ("c1", "c2", "c3", "c4")) and "GHOSTSTATION01" in ra.text
     assert w["c"]["d1"] not in ra.text and "质量乙站" not in ra.text
