@@ -84,6 +84,24 @@ JS_TEXT: dict[str, tuple[str, str]] = {
     "source_fee_text": ("站点公示收费", "posted fees"),
     "source_mixed": ("计费策略与公示收费", "tariffs and posted fees"),
     "price_legend": ("当前价格（元/度）", "Price now (yuan/kWh)"),
+    # measured reliability (issue 16): the last 30 days, and the week profile's "usually busy"
+    "uptime": ("近30天 {pct}% 的时间可用", "Working {pct} % of the last 30 days"),
+    "uptime_note": ("可充电时间占有状态上报时间的比例（离线、故障算作不可用；维护、非营业时间不计）",
+                    "Share of the reported time its connectors could charge (offline and fault count as down; "
+                    "maintenance and closed hours are left out)"),
+    "no_faults": ("无故障", "no faults"),
+    "fault_one": ("故障 1 次", "1 fault"),
+    "faults": ("故障 {n} 次", "{n} faults"),
+    "last_fault": ("最近 {date}", "last on {date}"),
+    "date_format": ("{m}月{d}日", "{d} {m}"),
+    "months": ("1,2,3,4,5,6,7,8,9,10,11,12", "Jan,Feb,Mar,Apr,May,Jun,Jul,Aug,Sep,Oct,Nov,Dec"),
+    "weekdays": ("周一,周二,周三,周四,周五,周六,周日",
+                 "Mondays,Tuesdays,Wednesdays,Thursdays,Fridays,Saturdays,Sundays"),
+    "busy_on": ("{day}通常", "On {day}"),
+    "usually_busy": ("{hour} 左右最忙", "usually busy around {hour}"),
+    "not_busy": ("很少有人使用", "rarely busy"),
+    "busy_chart": ("各小时通常的繁忙程度", "How busy it usually is, hour by hour"),
+    "occupied": ("占用", "occupied"),
 }
 
 #: the charge the popup estimates the cost of (kWh): a typical top-up of a car

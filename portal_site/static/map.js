@@ -362,6 +362,57 @@
     return h + '</div>';
   }
 
+  /* Measured reliability (the last 30 days) and "usually busy": a line on uptime and faults (nothing
+   * without a measured uptime), and today's weekday of the week profile as 24 bars, the busiest
+   * hour named and darker, the current hour outlined (China time; Monday is row 0). */
+  function fmtPct(u) { return u >= 1 ? '100' : String(Math.floor(u * 1000) / 10); }  // never rounds up to 100
+  function chinaNow() { return new Date(Date.now() + 8 * 3600e3); }  // read with getUTC*
+  function fmtChinaDate(iso) {
+    var d = new Date(Date.parse(iso) + 8 * 3600e3);
+    return T.date_format.replace('{m}', cfg.lang === 'en' ? T.months.split(',')[d.getUTCMonth()] : d.getUTCMonth() + 1)
+      .replace('{d}', d.getUTCDate());
+  }
+  function reliabilityBlock(d) {
+    var r = d.reliability, h = '';
+    if (r && r.uptime_30d != null) {
+      var u = r.uptime_30d, cls = u >= 0.97 ? 'good' : u >= 0.9 ? 'fair' : 'poor';
+      var faults = r.faults_30d ? (r.faults_30d === 1 ? T.fault_one : T.faults.replace('{n}', r.faults_30d)) : T.no_faults;
+      if (r.faults_30d && r.last_fault_at) faults += ' · ' + T.last_fault.replace('{date}', fmtChinaDate(r.last_fault_at));
+      h += '<div class="rel-line ' + cls + '" title="' + esc(T.uptime_note) + '"><span class="rel-dot"></span><span>'
+        + esc(T.uptime.replace('{pct}', fmtPct(u))) + '</span><span class="rel-faults muted">' + esc(faults) + '</span></div>';
+    }
+    var prof = d.occupancy_profile || [];
+    var now = chinaNow(), wd = (now.getUTCDay() + 6) % 7, day = prof[wd];
+    if (day && day.some(function (v) { return v != null; })) {
+      var peak = -1;
+      day.forEach(function (v, hr) { if (v != null && v > 0 && (peak < 0 || v > day[peak])) peak = hr; });
+      var dayName = T.weekdays.split(',')[wd];
+      h += '<div class="busy-title"><span>' + esc(T.busy_on.replace('{day}', dayName)) + '</span>'
+        + (peak >= 0 ? '<b class="busy-peak">' + esc(T.usually_busy.replace('{hour}', (peak < 10 ? '0' : '') + peak + ':00'))
+                       + '</b>' : '<span class="busy-peak none">' + esc(T.not_busy) + '</span>') + '</div>';
+      h += busyBars(day, peak, now.getUTCHours());
+    }
+    return h ? '<div class="rel-block">' + h + '</div>' : '';
+  }
+  function busyBars(day, peak, hourNow) {
+    var W = 240, BASE = 24, STEP = W / 24, BW = STEP - 2;
+    var svg = '<svg class="busy-bars" viewBox="0 0 ' + W + ' 34" role="img" aria-label="' + esc(T.busy_chart) + '">';
+    day.forEach(function (v, hr) {
+      var x = hr * STEP + 1, known = v != null, bh = known ? Math.max(1.5, v * BASE) : 1.5;
+      svg += '<rect class="bb' + (hr === peak ? ' bb-peak' : '') + (known ? '' : ' bb-none')
+        + '" x="' + x.toFixed(2) + '" y="' + (BASE - bh).toFixed(2) + '" width="' + BW.toFixed(2) + '" height="' + bh.toFixed(2)
+        + '"><title>' + esc((hr < 10 ? '0' : '') + hr + ':00 ' + (known ? Math.round(v * 100) + '% ' + T.occupied : T.none))
+        + '</title></rect>';
+    });
+    [0, 6, 12, 18].forEach(function (hr) {
+      svg += '<text x="' + (hr * STEP + 1).toFixed(1) + '" y="33" class="pb-tick">' + (hr < 10 ? '0' : '') + hr + '</text>';
+    });
+    var nx = (hourNow + 0.5) * STEP;  // the current hour: a caret under its bar
+    svg += '<path class="bb-now" d="M' + (nx - 3).toFixed(2) + ' ' + (BASE + 5) + ' L' + (nx + 3).toFixed(2) + ' ' + (BASE + 5)
+      + ' L' + nx.toFixed(2) + ' ' + (BASE + 1) + ' Z"><title>' + esc(T.now_marker) + '</title></path>';
+    return svg + '</svg>';
+  }
+
   function connectorRows(d) {
     var groups = {};
     var order = [];
@@ -388,7 +439,7 @@
     h += '<div class="sub"><span class="badge ' + esc(avail) + '">' + esc(cfg.availability[avail] || avail) + '</span>'
        + '<span class="' + (free > 0 ? 'free-n' : 'busy-n') + '">' + esc(free) + '</span>/' + esc(total) + ' ' + esc(T.free_of)
        + (p.max_power_kw ? ' · ≤' + esc(fmtPower(p.max_power_kw)) : '') + '</div>';
-    if (d) h += priceBlock(d);
+    if (d) h += priceBlock(d) + reliabilityBlock(d);
     h += '<dl>';
     h += '<dt>' + esc(T.operator) + '</dt><dd>' + esc((d && d.operator_name) || p.operator_name || p.operator) + '</dd>';
     if (loading) return h + '</dl><div class="muted">' + esc(T.loading) + '</div>';

@@ -34,7 +34,7 @@ from services.reliability.partitions import make_partition
 from services.reliability.rollup import rollup_day
 from services.reliability.settings import ReliabilitySettings
 from services.reliability.summary import refresh_station_reliability
-from services.stations.summary import data_version
+from services.stations.summary import data_version, refresh_station_summaries
 from tests.integration.search.conftest import make_search_app
 
 OP = "RLP000001"
@@ -111,6 +111,7 @@ def built(engine: Engine) -> Iterator[Built]:
             infos = [{"StationID": s, "ConnectorStatusInfos": [{"ConnectorID": c, "Status": st}]}
                      for tt, s, c, st in events if tt == t]
             store_status_batches(conn, OP, [(t.astimezone(UTC), infos)], source="pull")
+        refresh_station_summaries(conn, ids.values())  # free counts and availability, as the sync does
     with engine.begin() as conn:
         for d in range(1, 31):
             rollup_day(conn, date(2026, 5, d))
