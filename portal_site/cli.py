@@ -127,27 +127,162 @@ def db_downgrade(revision: str) -> None:
     click.echo("schema at " + (", ".join(migrate.current_revisions(engine)) or "base"))
 
 
+# --- scaling out: a read replica and PgBouncer of the private cluster ----------------------------
+def _private_only(what: str) -> Cluster:
+    cluster = _cluster_or_external()
+    if cluster is None:
+        raise ClusterError(f"ZHCHARGE_DATABASE_URL is set: {what} only applies to the private cluster "
+                           "(README, Running at scale, for your own servers)")
+    return cluster
+
+
+@db.group("replica")
+def replica() -> None:
+    """A streaming read replica of the private cluster (.data/pg-replica, port ZHCHARGE_PG_PORT + 1).
+
+    Public reads go to it when ZHCHARGE_READ_DATABASE_URL is set to its URL, or with
+    `zhcharge serve --replica`."""
+
+
+def _replica():  # noqa: ANN202 - a services.dbcluster.Replica
+    from services.dbcluster import Replica
+
+    _private_only("the replica")
+    return Replica(load_settings().db)
+
+
+@replica.command("start")
+def replica_start() -> None:
+    """Create the replica (pg_basebackup -R of the running private cluster) if needed and start it."""
+    rep = _replica()
+    started = rep.start()
+    click.echo(("started: " if started else "already running: ") + rep.status().describe())
+    click.echo('use it: export ZHCHARGE_READ_DATABASE_URL="$(zhcharge db replica url)" (or zhcharge serve --replica)')
+
+
+@replica.command("stop")
+def replica_stop() -> None:
+    """Stop the replica (its slot on the primary keeps the WAL it needs, up to 4 GB)."""
+    click.echo("stopped" if _replica().stop() else "not running")
+
+
+@replica.command("status")
+def replica_status() -> None:
+    """Say whether the replica runs and how far behind it is (exit status 0 when it runs)."""
+    status = _replica().status()
+    click.echo(status.describe())
+    sys.exit(0 if status.running else 3)
+
+
+@replica.command("url")
+@click.option("--sqlalchemy", "as_sqlalchemy", is_flag=True, help="the SQLAlchemy form (postgresql+psycopg2://…)")
+def replica_url(as_sqlalchemy: bool) -> None:
+    """Print the replica's URL (libpq form, or --sqlalchemy)."""
+    from services.dbcluster import libpq_url
+
+    url = _replica().url()
+    click.echo(url if as_sqlalchemy else libpq_url(url))
+
+
+@replica.command("reset")
+@click.option("--yes", is_flag=True, help="do not ask")
+def replica_reset(yes: bool) -> None:
+    """Stop the replica and delete its copy and its replication slot (the next start copies the primary again)."""
+    rep = _replica()
+    if not yes:
+        click.confirm(f"Delete the replica in {rep.data_dir}?", abort=True)
+    rep.reset()
+    click.echo("reset: the next `zhcharge db replica start` copies the primary again")
+
+
+@db.group("pgbouncer")
+def pgbouncer() -> None:
+    """PgBouncer in transaction mode in front of the private cluster (.data/pgbouncer, port
+    ZHCHARGE_PG_PORT + 2); the replica is pooled as the database <name>_read.
+
+    The app uses it with `zhcharge serve --pgbouncer` (ZHCHARGE_DATABASE_URL = its URL,
+    ZHCHARGE_DB_PGBOUNCER=true, ZHCHARGE_DIRECT_DATABASE_URL = the cluster for LISTEN)."""
+
+
+def _bouncer():  # noqa: ANN202 - a services.pgbouncer.PgBouncer
+    from portal_site.serving import private_pgbouncer
+
+    _private_only("the PgBouncer")
+    return private_pgbouncer(load_settings().db)
+
+
+@pgbouncer.command("start")
+def pgbouncer_start() -> None:
+    """Start it (a no-op when it runs)."""
+    b = _bouncer()
+    started = b.start()
+    click.echo(("started: " if started else "already running: ") + b.status().describe())
+
+
+@pgbouncer.command("stop")
+def pgbouncer_stop() -> None:
+    """Stop it."""
+    click.echo("stopped" if _bouncer().stop() else "not running")
+
+
+@pgbouncer.command("status")
+def pgbouncer_status() -> None:
+    """Say whether it runs (exit status 0 when it does)."""
+    status = _bouncer().status()
+    click.echo(status.describe())
+    sys.exit(0 if status.running else 3)
+
+
+@pgbouncer.command("url")
+@click.option("--replica", "read", is_flag=True, help="the replica through PgBouncer")
+@click.option("--sqlalchemy", "as_sqlalchemy", is_flag=True, help="the SQLAlchemy form (postgresql+psycopg2://…)")
+def pgbouncer_url(read: bool, as_sqlalchemy: bool) -> None:
+    """Print the URL of the database (or, with --replica, of the replica) through PgBouncer."""
+    from services.dbcluster import libpq_url
+
+    name = load_settings().db.pg_database + ("_read" if read else "")
+    url = _bouncer().url(name)
+    click.echo(url if as_sqlalchemy else libpq_url(url))
+
+
 # --- serving --------------------------------------------------------------------------------
 @main.command()
 @click.option("--host", default=None, help="default 127.0.0.1 (ZHCHARGE_HOST)")
 @click.option("--port", default=None, type=int, help="default 8000 (ZHCHARGE_PORT)")
-@click.option("--workers", default=1, show_default=True, type=int)
-def serve(host: str | None, port: int | None, workers: int) -> None:
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="worker processes (each with its own pools, caches and scheduler; all state is in the database)")
+@click.option("--keep-alive", default=5, show_default=True, type=int,
+              help="seconds an idle HTTP connection is kept; behind a load balancer, longer than its idle timeout")
+@click.option("--replica", is_flag=True, help="public reads from the private read replica (zhcharge db replica)")
+@click.option("--pgbouncer", "through_pgbouncer", is_flag=True,
+              help="connect through the private PgBouncer (zhcharge db pgbouncer)")
+def serve(host: str | None, port: int | None, workers: int, keep_alive: int, replica: bool,
+          through_pgbouncer: bool) -> None:
     """Serve the web application.
 
     Forwarding headers (X-Forwarded-For) are believed only from ZHCHARGE_TRUSTED_PROXIES, by the
-    app itself (portal_site.edge), so uvicorn's own proxy-header handling is off."""
+    app itself (portal_site.edge), so uvicorn's own proxy-header handling is off. --replica and
+    --pgbouncer set the ZHCHARGE_* variables of README "Running at scale" for the private cluster's
+    replica and PgBouncer before the workers start."""
+    import os
+
     import uvicorn
 
     from services.settings import ConfigurationError, check_production
 
+    if replica or through_pgbouncer:
+        from portal_site.serving import scale_env
+
+        env = scale_env(load_settings().db, replica=replica, pgbouncer=through_pgbouncer)
+        os.environ.update(env)  # the workers read their settings from the environment
+        click.echo("scale-out: " + ", ".join(sorted(env)), err=True)
     settings = load_settings()
     try:
         check_production(settings)
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
     uvicorn.run("portal_site.app:create_app", factory=True, host=host or settings.app.host,
-                port=port or settings.app.port, workers=workers, **UVICORN_OPTIONS)
+                port=port or settings.app.port, workers=workers, timeout_keep_alive=keep_alive, **UVICORN_OPTIONS)
 
 
 #: How ``zhcharge serve`` runs uvicorn (tests run it the same way): forwarding headers are the app's
