@@ -339,13 +339,19 @@ class ReplicaStatus(Status):
     replay_lag_bytes: int | None = None
     replay_delay_s: float | None = None
     upstream: str = ""
+    receiver: str | None = None  # its WAL receiver's status (pg_stat_wal_receiver), None when it has none
 
     def describe(self) -> str:
         if not self.initialised:
             return f"no replica at {self.data_dir} (run `zhcharge db replica start`)"
         if not self.running:
             return f"stopped, data in {self.data_dir}"
-        state = "streaming" if self.in_recovery else "NOT in recovery (promoted?)"
+        if not self.in_recovery:
+            state = "NOT in recovery (promoted?)"
+        elif self.receiver == "streaming":
+            state = "streaming"
+        else:  # e.g. its primary restarted: the WAL receiver retries every 5 s (wal_retrieve_retry_interval)
+            state = f"in recovery but not streaming (WAL receiver {self.receiver or 'not running'})"
         lag = "" if self.replay_lag_bytes is None else f", {self.replay_lag_bytes} bytes of WAL behind the primary"
         return (f"running (pid {self.pid}) on 127.0.0.1:{self.port}, {state} from {self.upstream}{lag}, "
                 f"data in {self.data_dir}")
@@ -418,8 +424,9 @@ class Replica(Cluster):
                                                      password=self.password(), dbname="postgres",
                                                      connect_timeout=3)) as conn, conn.cursor() as cur:
                 cur.execute("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
-                            "extract(epoch FROM now() - pg_last_xact_replay_timestamp())")
-                out.in_recovery, replay, delay = cur.fetchone()
+                            "extract(epoch FROM now() - pg_last_xact_replay_timestamp()), "
+                            "(SELECT status FROM pg_stat_wal_receiver)")
+                out.in_recovery, replay, delay, out.receiver = cur.fetchone()
                 out.replay_delay_s = float(delay) if delay is not None else None
             if replay and self.primary.status().running:
                 with contextlib.closing(psycopg2.connect(

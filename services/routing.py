@@ -115,6 +115,11 @@ class ReplicaMonitor:
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> None:
         self.check()  # route the very first requests right
+        for _ in range(5):  # a replica a little behind the first sample is usually past it a moment later
+            if self.state.state != "starting":
+                break
+            time.sleep(0.1)
+            self.check()
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="replica-monitor", daemon=True)
             self._thread.start()
@@ -189,9 +194,14 @@ class ReplicaMonitor:
         else:
             if not in_recovery:
                 new.state, new.error = "not_standby", "the read URL is not a standby (promoted, or a primary)"
+            elif not primary_ok:
+                new.state = "streaming"  # how far behind is unknown, and it is the freshest copy there is
             else:
-                new.lag_s = self._lag(lsn_int(replay), time.monotonic()) if primary_ok else None
-                new.state = "lagging" if new.lag_s is not None and new.lag_s > self.max_lag_s else "streaming"
+                new.lag_s = self._lag(lsn_int(replay), time.monotonic())
+                if new.lag_s is None:  # behind the first samples: not known to be within the bound yet
+                    new.state, new.error = "starting", "behind every WAL position sampled so far"
+                else:
+                    new.state = "lagging" if new.lag_s > self.max_lag_s else "streaming"
         with self._lock:
             old = self.state
             self.state = new
@@ -202,13 +212,19 @@ class ReplicaMonitor:
 
     def _lag(self, replay: int | None, now: float) -> float | None:
         """Seconds since the primary was at a WAL position the replica has replayed (0 when it has
-        replayed the latest sample); None when no sample is old enough to tell."""
+        replayed the latest sample); None when no sample is old enough to tell.
+
+        A replica behind every sample kept is at least ``now - oldest`` behind: lagging once that
+        exceeds the bound, unknown before. A monitor that has just started holds one sample taken a
+        moment ago, so a replica that is disconnected and far behind (its primary restarted, say) would
+        otherwise look "0 s behind"."""
         if replay is None or not self._samples:
             return None
         for t, lsn in reversed(self._samples):
             if lsn <= replay:
                 return 0.0 if t == self._samples[-1][0] else now - t
-        return now - self._samples[0][0]  # behind every sample kept: at least this far
+        at_least = now - self._samples[0][0]
+        return at_least if at_least > self.max_lag_s else None
 
     def note_versions(self, versions: dict[str, int]) -> None:
         with self._lock:
