@@ -577,8 +577,8 @@ def stored_month(conn: Connection, month: Month, operator_id: str | None = None,
         return None
     p = {"m": month.first, "op": operator_id}
     where = "month = :m AND (CAST(:op AS text) IS NULL OR operator_id = CAST(:op AS text))"
-    rows = conn.execute(text(f"SELECT figures, details FROM data_quality_months WHERE {where} ORDER BY operator_id"),
-                        p).all()
+    cols = "figures, details" if details else "figures, NULL AS details"
+    rows = conn.execute(text(f"SELECT {cols} FROM data_quality_months WHERE {where} ORDER BY operator_id"), p).all()
     out: dict[str, Any] = {"month": month, "computed_at": at, "operators": [r.figures for r in rows]}
     if stations:
         out["stations"] = [r[0] for r in conn.execute(text(

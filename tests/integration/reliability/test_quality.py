@@ -229,6 +229,22 @@ def test_stored_month_and_trend(engine, w) -> None:  # noqa: ANN001
     assert q.is_fresh(m, stored["computed_at"], datetime.now(UTC))
 
 
+def test_the_job_refreshes_missing_and_stale_months(engine, w) -> None:  # noqa: ANN001
+    now = datetime.now(UTC)
+    current = now.astimezone(CHINA_TZ).date().replace(day=1)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM data_quality_runs WHERE month >= :m"), {"m": M})
+    assert q.refresh(engine, now=now, months=2) == [current, M]
+    assert q.refresh(engine, now=now, months=2) == []  # both fresh
+    with engine.begin() as conn:  # the current month's figures age; the closed month's were computed after it closed
+        conn.execute(text("UPDATE data_quality_runs SET computed_at = computed_at - make_interval(secs => :s) "
+                          "WHERE month = :m"), {"s": q.REFRESH_S + 1, "m": current})
+    assert q.refresh(engine, now=now, months=2) == [current]
+    with engine.connect() as conn:
+        row = next(o for o in q.stored_month(conn, month(), w["q1"]["operator_id"])["operators"])
+    assert (row["contradictions"], row["stuck"], row["suspect_stations"]) == (2, 3, 2)
+
+
 def test_parse_month() -> None:
     now = datetime(2026, 12, 6, 8, tzinfo=UTC)
     assert q.parse_month("2026-01", now).first == date(2026, 1, 1)
