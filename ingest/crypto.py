@@ -13,7 +13,6 @@ import hmac
 import re
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from ingest.errors import ProtocolError, Ret
@@ -49,15 +48,28 @@ def encrypt(plaintext: str, key: str, iv: str) -> str:
     >>> len(base64.b64decode(encrypt("", "1234567890abcdef", "1234567890abcdef")))
     16
     """
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(plaintext.encode("utf-8")) + padder.finalize()
-    enc = Cipher(
-        algorithms.AES(_key_bytes(key, "key")), modes.CBC(_key_bytes(iv, "iv"))
-    ).encryptor()
+    raw = plaintext.encode("utf-8")
+    n = 16 - len(raw) % 16
+    padded = raw + bytes((n,)) * n  # PKCS#7 over the bytes
+    enc = Cipher(_aes(key), modes.CBC(_key_bytes(iv, "iv"))).encryptor()
     return base64.b64encode(enc.update(padded) + enc.finalize()).decode("ascii")
 
 
+_AES: dict[str, algorithms.AES] = {}
+
+
+def _aes(key: str) -> algorithms.AES:
+    """The AES key object of a DataSecret, made once per key."""
+    aes = _AES.get(key)
+    if aes is None:
+        if len(_AES) > 10000:
+            _AES.clear()
+        aes = _AES[key] = algorithms.AES(_key_bytes(key, "key"))
+    return aes
+
+
 _WHITESPACE = re.compile(r"\s+")
+_B64 = re.compile(r"[A-Za-z0-9+/=]*")
 
 
 def decrypt(data: str, key: str, iv: str) -> str:
@@ -74,9 +86,9 @@ def decrypt(data: str, key: str, iv: str) -> str:
     ...
     ingest.errors.ProtocolError: 4003: Data is not valid Base64
     """
-    k, v = _key_bytes(key, "key"), _key_bytes(iv, "iv")
+    aes, v = _aes(key), _key_bytes(iv, "iv")
     try:
-        raw = base64.b64decode(_WHITESPACE.sub("", data), validate=True)
+        raw = base64.b64decode(data if _B64.fullmatch(data) else _WHITESPACE.sub("", data), validate=True)
     except (binascii.Error, ValueError, TypeError):
         raise ProtocolError(Ret.ENVELOPE, "Data is not valid Base64") from None
     if not raw or len(raw) % 16:
@@ -85,16 +97,15 @@ def decrypt(data: str, key: str, iv: str) -> str:
             f"Data cannot be decrypted: {len(raw)} bytes is not a positive multiple of the "
             "16-byte AES block",
         )
-    dec = Cipher(algorithms.AES(k), modes.CBC(v)).decryptor()
+    dec = Cipher(aes, modes.CBC(v)).decryptor()
     padded = dec.update(raw) + dec.finalize()
-    unpadder = padding.PKCS7(128).unpadder()
-    try:
-        plain = unpadder.update(padded) + unpadder.finalize()
-    except ValueError:
+    n = padded[-1]
+    if not 1 <= n <= 16 or padded[-n:] != bytes((n,)) * n:
         raise ProtocolError(
             Ret.ENVELOPE,
             "Data cannot be decrypted: bad PKCS#7 padding (wrong DataSecret or DataSecretIV?)",
-        ) from None
+        )
+    plain = padded[:-n]
     try:
         return plain.decode("utf-8")
     except UnicodeDecodeError:

@@ -102,6 +102,22 @@ _OPERATOR_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
 _REQUEST_FIELDS = ("OperatorID", "Data", "TimeStamp", "Seq", "Sig")
 
 
+_TIMESTAMPS: dict[str, datetime] = {}
+
+
+def _parse_timestamp(ts_text: Any) -> datetime:
+    """``parse_timestamp``, remembered: a busy sender's pushes share a few seconds (strptime is slow)."""
+    if isinstance(ts_text, str):
+        hit = _TIMESTAMPS.get(ts_text)
+        if hit is not None:
+            return hit
+    timestamp = parse_timestamp(ts_text)  # raises on anything but a valid 14-digit time
+    if len(_TIMESTAMPS) > 4096:
+        _TIMESTAMPS.clear()
+    _TIMESTAMPS[ts_text] = timestamp
+    return timestamp
+
+
 def _as_text(value: Any) -> Any:
     # Some clients send TimeStamp/Seq as JSON numbers; they signed the digits they sent.
     if isinstance(value, int) and not isinstance(value, bool):
@@ -135,7 +151,7 @@ def parse_request(
             Ret.ENVELOPE, "OperatorID must be a 9-character organisation code (letters and digits)"
         )
     ts_text = _as_text(env["TimeStamp"])
-    timestamp = parse_timestamp(ts_text)
+    timestamp = _parse_timestamp(ts_text)
     seq = _as_text(env["Seq"])
     if not isinstance(seq, str) or not re.fullmatch(r"\d{1,4}", seq):
         raise ProtocolError(
@@ -193,10 +209,27 @@ def build_response(ret: int, msg: str, data: dict | list | None, secrets: Secret
     >>> r["Ret"], r["Data"], r["Sig"] == sign("k" * 16, "4003", "Seq is missing", "")
     (4003, '', True)
     """
-    body = "" if data is None else encrypt(compact_json(data), secrets.data_secret, secrets.data_iv)
+    plain = None if data is None else compact_json(data)
     code = int(ret)
+    # AES-CBC with the fixed DataSecretIV and HMAC are deterministic: the same small answer to the same
+    # peer (a push's {"Status":0}) is the same envelope every time, so it is built once.
+    key = (code, msg, plain, secrets) if plain is None or len(plain) <= 256 else None
+    if key is not None:
+        hit = _RESPONSES.get(key)
+        if hit is not None:
+            return dict(hit)
+    body = "" if plain is None else encrypt(plain, secrets.data_secret, secrets.data_iv)
     sig = sign(secrets.sig_secret, str(code), msg, body)
-    return {"Ret": code, "Msg": msg, "Data": body, "Sig": sig}
+    out = {"Ret": code, "Msg": msg, "Data": body, "Sig": sig}
+    if key is not None:
+        if len(_RESPONSES) > 4096:
+            _RESPONSES.clear()
+        _RESPONSES[key] = out
+        return dict(out)
+    return out
+
+
+_RESPONSES: dict[tuple, dict] = {}
 
 
 def parse_response(body: bytes | str | dict, secrets: Secrets) -> ParsedResponse:
