@@ -20,7 +20,7 @@ from ingest.errors import ProtocolError, Ret
 from ingest.replay import claim_envelope
 from services.orders.checks import OrderInvalid, read_order
 from services.orders.reconcile import read_check, reconcile
-from services.orders.store import SeqReused, store_order
+from services.orders.store import SeqReused, check_for_store, store_checked, stored_order
 
 __all__ = ["ORDER_INTERFACES", "charge_order", "check_orders"]
 
@@ -31,21 +31,27 @@ def _business(exc: OrderInvalid) -> ProtocolError:
     return ProtocolError(Ret.BUSINESS, exc.message[:500])
 
 
-def charge_order(engine: Engine, operator_id: str, parsed: Any) -> dict[str, Any]:
+def charge_order(engine: Engine, operator_id: str, parsed: Any, committer: Any = None) -> dict[str, Any]:
     """Store one finished order; the answer's Data: StartChargeSeq, ConnectorID, ConfirmResult.
-    Two statements (``services.orders.store``); on the receiver's autocommit engine each is its own
-    transaction and the second is atomic."""
+    Read and checked first (the connector's context: one query, or none when cached), then stored by
+    ``zh_store_order`` on the receiver's autocommit engine (atomic, its own transaction), or with the
+    orders arriving at the same time in one statement and one commit through ``committer``
+    (:class:`ingest.group_commit.GroupCommitter`); answered only after that commit."""
     try:
         order = read_order(parsed.data)
     except OrderInvalid as exc:
         raise _business(exc) from None
     with engine.connect() as conn:
-        try:
-            stored = store_order(conn, operator_id, order, parsed.data, datetime.now(UTC), envelope=parsed)
-        except SeqReused:
-            raise ProtocolError(Ret.ENVELOPE, f"Seq {parsed.seq} was already used in second {parsed.raw['TimeStamp']}; "
-                                "resend with a new Seq") from None
-        conn.commit()  # a no-op on the receiver's autocommit engine
+        params, verdict = check_for_store(conn, operator_id, order, parsed.data, datetime.now(UTC), envelope=parsed)
+        if committer is None:
+            out = store_checked(conn, params)
+    if committer is not None:
+        out = committer.store(params)  # no connection held while waiting for the batch's commit
+    try:
+        stored = stored_order(out, verdict)
+    except SeqReused:
+        raise ProtocolError(Ret.ENVELOPE, f"Seq {parsed.seq} was already used in second {parsed.raw['TimeStamp']}; "
+                            "resend with a new Seq") from None
     return {"StartChargeSeq": order.seq, "ConnectorID": order.connector_id, "ConfirmResult": stored.confirm_result}
 
 

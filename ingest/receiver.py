@@ -18,7 +18,10 @@ Rules (decided here, documented for operators):
   resends it with a fresh Seq: nothing is acknowledged that was not stored.
 * Ret 4001 bad signature, 4002 token, 4003 envelope, 4004 business data (inside ``Data``).
 * When the database cannot store the push we answer Ret -1 (HTTP 503): the sender retries.
-* A status push is one statement (``feed_store_status_push``, migration 1500): replay check,
+* Status pushes arriving together are stored together (group commit, :mod:`ingest.group_commit`):
+  one statement and one commit for a batch (``feed_store_status_pushes``, migration 1510), each
+  request answered only after that commit. A push alone is one statement (``feed_store_status_push``):
+  the same parts, in the same order. Each is: replay check,
   the status at the envelope's TimeStamp (``status_since`` moves only when the value changes; a
   report older than the one held goes to its place in the history and changes nothing else), the
   history row of a change, the station's free count and availability, and the data version bump,
@@ -31,6 +34,7 @@ Rules (decided here, documented for operators):
 * ``notification_charge_order_info`` and ``check_charge_orders`` (part 3) are
   :mod:`ingest.orders`: each order is checked and stored before the answer (ConfirmResult 0
   accepted, 1 disputed), idempotent on (OperatorID, StartChargeSeq); a day's list is reconciled.
+  Orders arriving together are stored together too (``zh_store_orders``, migration 1403).
 """
 
 from __future__ import annotations
@@ -53,12 +57,14 @@ from sqlalchemy.exc import DBAPIError
 from ingest.crypto import Secrets
 from ingest.envelope import build_response, parse_request
 from ingest.errors import ProtocolError, Ret
+from ingest.group_commit import GroupCommitter
 from ingest.objects import CONNECTOR_STATUSES, stations_from_page
 from ingest.orders import ORDER_INTERFACES, charge_order, check_orders
 from ingest.replay import claim_envelope
 from ingest.retention import prune  # re-exported: it lived here before ingest.retention
 from ingest.store import store_station_infos
 from services.db import connect_args, is_disconnect, make_engine
+from services.orders.store import store_checked, store_checked_batch
 from services.reliability.partitions import ensure_partitions, is_missing_partition
 from services.settings import Settings
 from services.stations.summary import bump_version, refresh_station_summaries
@@ -94,7 +100,8 @@ class Receiver:
 
     SECRETS_TTL_S = 10.0
 
-    def __init__(self, engine: Engine, settings: Settings, *, push_engine: Engine | None = None) -> None:
+    def __init__(self, engine: Engine, settings: Settings, *, push_engine: Engine | None = None,
+                 group_commit: bool = True) -> None:
         self.engine = engine
         self.settings = settings
         self._own_push_engine = push_engine is None
@@ -107,6 +114,15 @@ class Receiver:
             connect_args=connect_args(settings.db, application_name="zhcharge-receiver", statement_timeout_ms=5000,
                                       connect_timeout=3),
             pool_pre_ping=False, pool_reset_on_return=None, isolation_level="AUTOCOMMIT", pool_recycle=-1)
+        self.committer: GroupCommitter | None = None
+        self.order_committer: GroupCommitter | None = None
+        if group_commit:
+            self.committer = GroupCommitter(self.push_engine, self._push_status_alone,
+                                            on_missing_partition=self._make_partitions,
+                                            is_missing_partition=is_missing_partition)
+            self.order_committer = GroupCommitter(self.push_engine, self._order_alone, batch=store_checked_batch,
+                                                  sort_key=lambda p: (p["op"], p["seq"]), max_batch=128,
+                                                  name="zhcharge-order-commit")
         self._lock = threading.Lock()
         self._secrets: dict[str, tuple[_Inbound | None, float]] = {}
         self._tokens: dict[str, tuple[str, datetime]] = {}
@@ -115,6 +131,9 @@ class Receiver:
         """Called (operator, station pks) after a pushed StationInfo changed stations."""
 
     def close(self) -> None:
+        for committer in (self.committer, self.order_committer):
+            if committer is not None:
+                committer.close()
         if self._own_push_engine:
             self.push_engine.dispose()
 
@@ -295,24 +314,37 @@ class Receiver:
         op = inbound.secrets.operator_id
         args = (op, parsed.timestamp, parsed.seq, parsed.raw["Sig"], cid, status, park, lock)
         try:
-            try:
-                outcome = self._push_status(args)
-            except DBAPIError as exc:
-                if not is_missing_partition(exc):
-                    raise
-                with self.engine.begin() as conn:
-                    ensure_partitions(conn, datetime.now(UTC))
-                outcome = self._push_status(args)
+            outcome = self.committer.store(args) if self.committer is not None else self._push_status_alone(args)
         except DBAPIError as exc:
             if is_disconnect(exc):
                 raise _Unavailable() from exc
             raise
+        except TimeoutError as exc:  # not known to be stored: the sender retries
+            raise _Unavailable() from exc
         if outcome == "seq_reused":
             raise ProtocolError(Ret.ENVELOPE, f"Seq {parsed.seq} was already used by another notification in second "
                                 f"{parsed.raw['TimeStamp']}; Seq must count up within a second (resend with a new Seq)")
         with self._lock:
             self.counts[op] = self.counts.get(op, 0) + 1
         return {"Status": 0}
+
+    def _push_status_alone(self, args: tuple) -> str:
+        """One push in one statement (the path without group commit, and a failed batch's fallback)."""
+        try:
+            return self._push_status(args)
+        except DBAPIError as exc:
+            if not is_missing_partition(exc):
+                raise
+            self._make_partitions()
+            return self._push_status(args)
+
+    def _order_alone(self, params: dict) -> tuple:
+        with self.push_engine.connect() as conn:
+            return store_checked(conn, params)
+
+    def _make_partitions(self) -> None:
+        with self.engine.begin() as conn:
+            ensure_partitions(conn, datetime.now(UTC))
 
     def _push_status(self, args: tuple) -> str:
         with self.push_engine.connect() as conn:
@@ -358,12 +390,14 @@ class Receiver:
     def _part3(self, interface: str, inbound: _Inbound, parsed: Any) -> dict:
         try:
             if interface == "notification_charge_order_info":  # the hot path: autocommit, two statements
-                return charge_order(self.push_engine, inbound.secrets.operator_id, parsed)
+                return charge_order(self.push_engine, inbound.secrets.operator_id, parsed, self.order_committer)
             return check_orders(self.engine, inbound.secrets.operator_id, parsed)
         except DBAPIError as exc:
             if is_disconnect(exc):
                 raise _Unavailable() from exc
             raise
+        except TimeoutError as exc:  # not known to be stored: the sender retries
+            raise _Unavailable() from exc
 
 
 def _small(value: Any) -> int | None:

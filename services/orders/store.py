@@ -12,7 +12,9 @@ stores the order with its verdict:
 
 Two round trips: one query reads the connector and its tariff history, ``zh_store_order``
 (``sql/functions/order_store.sql``) does the replay claim, lock, duplicate check, versioning and
-insert in one statement.
+insert in one statement. The receiver splits the two (:func:`check_for_store`, then
+:func:`store_checked` or, with concurrent orders, :func:`store_checked_batch`: ``zh_store_orders``
+stores a batch in one statement and one commit).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from services.prices.store import WRITES as tariff_writes
 from services.prices.store import TariffVersion, in_force
 from services.prices.tariff import Tariff
 
-__all__ = ["SeqReused", "StoredOrder", "details_json", "store_order"]
+__all__ = ["SeqReused", "StoredOrder", "check_for_store", "details_json", "store_checked", "store_checked_batch",
+           "store_order", "stored_order"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +119,14 @@ def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: dateti
     ``conn`` may be an autocommit connection: ``zh_store_order`` (migration 1401) is atomic on its
     own. ``envelope`` carries the push's ``timestamp``, ``seq`` and ``raw["Sig"]`` for the replay
     claim (:class:`SeqReused` when another envelope used them)."""
+    params, verdict = check_for_store(conn, operator_id, order, raw, now, envelope=envelope)
+    return stored_order(conn.exec_driver_sql(_STORE, params).one(), verdict)
+
+
+def check_for_store(conn: Any, operator_id: str, order: Order, raw: Any, now: datetime, *,
+                    envelope: Any) -> tuple[dict[str, Any], Verdict]:
+    """The first half of :func:`store_order`: the checks against what we know (one query, or none
+    when the connector's context is cached), and ``zh_store_order``'s arguments by name."""
     rows = _context(conn, operator_id, order.connector_id)
     first = rows[0]
     connector = (ConnectorRef(Decimal(first.power_kw), first.station_id, first.equipment_id)
@@ -131,7 +142,7 @@ def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: dateti
         return TariffInForce(version.tariff, version.id, assumed)
 
     verdict = check_order(order, connector, tariff_at, now)
-    out = conn.exec_driver_sql(_STORE, {
+    return {
         "op": operator_id, "ts": envelope.timestamp, "envelope_seq": envelope.seq, "sig": envelope.raw["Sig"],
         "seq": order.seq, "digest": order.digest(), "connector": order.connector_id, "station": first.station_pk,
         "start": order.start, "end": order.end, "day": order.day, "power": order.total_power,
@@ -140,9 +151,29 @@ def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: dateti
         "confirm": verdict.confirm_result, "findings": json.dumps([f.to_json() for f in verdict.findings],
                                                                   ensure_ascii=False),
         "at_tariff": verdict.at_tariff, "overcharge": verdict.overcharge, "tariff_versions": verdict.tariff_versions,
-        "raw": json.dumps(raw, ensure_ascii=False, default=str)}).one()
-    if out.outcome == "seq_reused":
+        "raw": json.dumps(raw, ensure_ascii=False, default=str)}, verdict
+
+
+def store_checked(conn: Any, params: dict[str, Any]) -> tuple:
+    """The second half of :func:`store_order` for one order: ``zh_store_order``'s (outcome,
+    confirm_result, version)."""
+    return tuple(conn.exec_driver_sql(_STORE, params).one())
+
+
+def store_checked_batch(conn: Any, batch: list[dict[str, Any]]) -> list[tuple]:
+    """:func:`store_checked` for a batch in one statement (``zh_store_orders``, migration 1403): one
+    (outcome, confirm_result, version) per order, in order."""
+    payload = json.dumps(batch, ensure_ascii=False, default=str)
+    return [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM zh_store_orders(CAST(%s AS jsonb))",
+                                                   (payload,)).all()]
+
+
+def stored_order(out: Any, verdict: Verdict) -> StoredOrder:
+    """What to answer for ``zh_store_order``'s result; :class:`SeqReused` when the envelope's
+    second and Seq were another envelope's."""
+    outcome, confirm_result, version = out
+    if outcome == "seq_reused":
         raise SeqReused()
-    duplicate = out.outcome == "duplicate"
-    return StoredOrder(out.confirm_result, out.version, duplicate, not duplicate and out.version > 1,
+    duplicate = outcome == "duplicate"
+    return StoredOrder(confirm_result, version, duplicate, not duplicate and version > 1,
                        None if duplicate else verdict)

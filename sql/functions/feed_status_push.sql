@@ -1,22 +1,29 @@
--- A status push in one statement (migration 1500; ingest.receiver calls it on its autocommit engine).
--- The replay claim (feed_push_seen), then the connector's status, its history and its station:
+-- Status pushes (migration 1510; ingest.receiver calls them on its autocommit engine): one push in one
+-- statement (feed_store_status_push), or a batch of concurrent pushes in one statement and one commit
+-- (feed_store_status_pushes, the receiver's group commit). Both are made of the same two parts, so a
+-- batch stores exactly what the same pushes one by one would:
 --
+-- zh_status_push_connector: the replay claim (feed_push_seen), then the connector's status and history.
 -- * The report's time is the envelope's TimeStamp (never later than our clock). connector_status only
 --   moves forward in time: a report older than the one it holds (an older push after a newer pull)
 --   goes to its place in connector_status_history (zh_status_history_late) and changes nothing else.
 -- * A new value (or the first report, or the first report after a silence) is a history row at its
 --   time, strictly after the previous change (+1 µs when two fall in one second); status_since is
 --   that time. A repeated value only refreshes the report time (reported_at, updated_at).
--- * A change refreshes the station's free count, availability and silence (same rules as
---   sql/queries/refresh_station_summary.sql, for the one station) and bumps the stations layer.
+-- Its outcome: 'stored' (status changed), 'same' (status repeated), 'late' (an older report, put in
+-- its place in the history), 'duplicate' (this exact envelope was stored before) or 'seq_reused' (same
+-- operator, second and Seq but another envelope: a sender bug, nothing stored); and the station of a
+-- 'stored' change.
 --
--- Returns 'stored' (status changed), 'same' (status repeated), 'late' (an older report, put in its
--- place in the history), 'duplicate' (this exact envelope was stored before) or 'seq_reused' (same
--- operator, second and Seq but another envelope: a sender bug, nothing stored).
-CREATE OR REPLACE FUNCTION feed_store_status_push(
+-- zh_status_push_stations: for the stations of the changes, their free count, availability and
+-- silence (same rules as sql/queries/refresh_station_summary.sql) in one UPDATE (the statement-level
+-- triggers on stations, search and tile cells, run once for a whole batch), and the stations layer's
+-- version bump.
+CREATE OR REPLACE FUNCTION zh_status_push_connector(
     p_operator text, p_ts timestamptz, p_seq text, p_sig text,
-    p_connector text, p_status smallint, p_park smallint, p_lock smallint
-) RETURNS text
+    p_connector text, p_status smallint, p_park smallint, p_lock smallint,
+    OUT o_outcome text, OUT o_station bigint
+)
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_prev_sig text;
@@ -24,7 +31,6 @@ DECLARE
     v_at timestamptz := least(p_ts, now());
     v_key integer;
     v_since timestamptz;
-    v_station bigint;
 BEGIN
     INSERT INTO feed_push_seen (operator_id, ts, seq, sig)
     VALUES (p_operator, p_ts, p_seq, p_sig)
@@ -33,9 +39,11 @@ BEGIN
         SELECT sig INTO v_prev_sig FROM feed_push_seen
         WHERE operator_id = p_operator AND ts = p_ts AND seq = p_seq;
         IF upper(v_prev_sig) = upper(p_sig) THEN
-            RETURN 'duplicate';
+            o_outcome := 'duplicate';
+            RETURN;
         END IF;
-        RETURN 'seq_reused';
+        o_outcome := 'seq_reused';
+        RETURN;
     END IF;
     -- last_push_at moves at most every 5 s: a hot row per operator would serialise its pushes.
     UPDATE feed_endpoints SET last_push_at = now()
@@ -60,14 +68,16 @@ BEGIN
     IF v_since IS NULL THEN
         IF v_at < v_cs.reported_at THEN
             PERFORM zh_status_history_late(v_cs.id, v_at, p_status, 'p');
-            RETURN 'late';
+            o_outcome := 'late';
+            RETURN;
         END IF;
         v_key := v_cs.id;
         IF v_cs.status IS NOT DISTINCT FROM p_status THEN
             UPDATE connector_status
             SET park_status = p_park, lock_status = p_lock, source = 'push', reported_at = v_at, updated_at = now()
             WHERE id = v_key;
-            RETURN 'same';
+            o_outcome := 'same';
+            RETURN;
         END IF;
         v_since := greatest(v_at, v_cs.status_since + interval '1 microsecond');
         UPDATE connector_status
@@ -80,41 +90,103 @@ BEGIN
     VALUES (v_since, v_key, p_status, 'p')
     ON CONFLICT (connector_key, at) DO UPDATE SET status = EXCLUDED.status, source = EXCLUDED.source;
 
-    SELECT station_pk INTO v_station FROM connectors
+    SELECT station_pk INTO o_station FROM connectors
     WHERE operator_id = p_operator AND connector_id = p_connector;
-    IF v_station IS NOT NULL THEN
-        -- This connector reports: the station is not silent.
-        UPDATE stations s
-        SET connectors_free = agg.free,
-            availability = agg.availability,
-            silent_since = NULL,
-            status_changed_at = now(),
-            updated_at = now()
-        FROM (
-            SELECT count(*) FILTER (WHERE cs.status = 1) AS free,
-                   CASE WHEN st.station_status <> 50 THEN 'offline'
-                        WHEN count(*) FILTER (WHERE cs.status = 1) > 0 THEN 'free'
-                        WHEN count(*) FILTER (WHERE cs.status IN (2, 3, 4)) > 0 THEN 'busy'
-                        WHEN count(cs.status) > 0 THEN 'offline'
-                        ELSE 'unknown' END AS availability
-            FROM stations st
-            JOIN connectors c ON c.station_pk = st.id
-            LEFT JOIN connector_status cs
-                   ON cs.operator_id = c.operator_id AND cs.connector_id = c.connector_id
-            WHERE st.id = v_station
-            GROUP BY st.station_status
-        ) agg
-        WHERE s.id = v_station;
+    o_outcome := 'stored';
+END
+$fn$;
 
-        -- Bump the stations layer version. A concurrent push that holds the row lock is bumping
-        -- it right now, so skipping keeps 1,000+ pushes/s from queueing on one row.
-        PERFORM 1 FROM data_versions WHERE layer = 'stations' FOR UPDATE SKIP LOCKED;
-        IF FOUND THEN
-            UPDATE data_versions SET version = version + 1, updated_at = now() WHERE layer = 'stations';
-        ELSIF NOT EXISTS (SELECT 1 FROM data_versions WHERE layer = 'stations') THEN
-            INSERT INTO data_versions (layer, version) VALUES ('stations', 2) ON CONFLICT DO NOTHING;
-        END IF;
+-- p_wait: a batch waits for the data_versions row lock, so its bump always follows every change it
+-- carries; a single push skips it while another holds it (that one is bumping it right now), which
+-- keeps 1,000+ single pushes/s from queueing on one row.
+CREATE OR REPLACE FUNCTION zh_status_push_stations(p_stations bigint[], p_wait boolean) RETURNS void
+LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF coalesce(cardinality(p_stations), 0) = 0 THEN
+        RETURN;
     END IF;
-    RETURN 'stored';
+    IF cardinality(p_stations) > 1 THEN
+        -- concurrent batches lock the stations they share in one order (no deadlock)
+        PERFORM 1 FROM stations WHERE id = ANY(p_stations) ORDER BY id FOR NO KEY UPDATE;
+    END IF;
+    -- These connectors report: their stations are not silent.
+    UPDATE stations s
+    SET connectors_free = agg.free,
+        availability = agg.availability,
+        silent_since = NULL,
+        status_changed_at = now(),
+        updated_at = now()
+    FROM (
+        SELECT st.id,
+               count(*) FILTER (WHERE cs.status = 1) AS free,
+               CASE WHEN st.station_status <> 50 THEN 'offline'
+                    WHEN count(*) FILTER (WHERE cs.status = 1) > 0 THEN 'free'
+                    WHEN count(*) FILTER (WHERE cs.status IN (2, 3, 4)) > 0 THEN 'busy'
+                    WHEN count(cs.status) > 0 THEN 'offline'
+                    ELSE 'unknown' END AS availability
+        FROM stations st
+        JOIN connectors c ON c.station_pk = st.id
+        LEFT JOIN connector_status cs
+               ON cs.operator_id = c.operator_id AND cs.connector_id = c.connector_id
+        WHERE st.id = ANY(p_stations)
+        GROUP BY st.id, st.station_status
+    ) agg
+    WHERE s.id = agg.id;
+
+    -- Bump the stations layer version.
+    IF p_wait THEN
+        PERFORM 1 FROM data_versions WHERE layer = 'stations' FOR UPDATE;
+    ELSE
+        PERFORM 1 FROM data_versions WHERE layer = 'stations' FOR UPDATE SKIP LOCKED;
+    END IF;
+    IF FOUND THEN
+        UPDATE data_versions SET version = version + 1, updated_at = now() WHERE layer = 'stations';
+    ELSIF NOT EXISTS (SELECT 1 FROM data_versions WHERE layer = 'stations') THEN
+        INSERT INTO data_versions (layer, version) VALUES ('stations', 2) ON CONFLICT DO NOTHING;
+    END IF;
+END
+$fn$;
+
+-- One push: returns its outcome (see zh_status_push_connector).
+CREATE OR REPLACE FUNCTION feed_store_status_push(
+    p_operator text, p_ts timestamptz, p_seq text, p_sig text,
+    p_connector text, p_status smallint, p_park smallint, p_lock smallint
+) RETURNS text
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM zh_status_push_connector(p_operator, p_ts, p_seq, p_sig, p_connector, p_status, p_park,
+                                                  p_lock);
+    IF r.o_outcome = 'stored' AND r.o_station IS NOT NULL THEN
+        PERFORM zh_status_push_stations(ARRAY[r.o_station], false);
+    END IF;
+    RETURN r.o_outcome;
+END
+$fn$;
+
+-- A batch of pushes, stored in the order given (the receiver sorts a batch by operator and connector,
+-- keeping each connector's pushes in their order, so concurrent batches lock rows in one order):
+-- their outcomes, in that order. The stations are refreshed and the version bumped once, at the end.
+CREATE OR REPLACE FUNCTION feed_store_status_pushes(
+    p_operator text[], p_ts timestamptz[], p_seq text[], p_sig text[],
+    p_connector text[], p_status smallint[], p_park smallint[], p_lock smallint[]
+) RETURNS text[]
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    r record;
+    v_out text[] := '{}';
+    v_stations bigint[] := '{}';
+BEGIN
+    FOR i IN 1 .. coalesce(cardinality(p_operator), 0) LOOP
+        SELECT * INTO r FROM zh_status_push_connector(p_operator[i], p_ts[i], p_seq[i], p_sig[i], p_connector[i],
+                                                      p_status[i], p_park[i], p_lock[i]);
+        v_out := v_out || r.o_outcome;
+        IF r.o_outcome = 'stored' AND r.o_station IS NOT NULL THEN
+            v_stations := v_stations || r.o_station;
+        END IF;
+    END LOOP;
+    PERFORM zh_status_push_stations(ARRAY(SELECT DISTINCT s FROM unnest(v_stations) s ORDER BY s), true);
+    RETURN v_out;
 END
 $fn$;

@@ -1,0 +1,303 @@
+"""Group commit of status pushes (issue 18, item 4): concurrent pushes stored in one statement and one
+commit, each acknowledged only after it. A batch stores exactly what the same pushes one by one
+store; one refused push fails alone; a lost connection acknowledges none of its batch."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from ingest.protocol import Ret, build_request, parse_response
+from ingest.receiver import Receiver
+from ingest.sync import sync_all
+
+from .conftest import feed_settings
+from .test_receiver import _secrets
+
+STATUS = "notification_stationStatus"
+
+
+@pytest.fixture()
+def city(engine, sim, registered, fsettings):  # noqa: ANN001, ANN201
+    assert all(r.ok for r in sync_all(engine, fsettings, full=True))
+    return registered
+
+
+@pytest.fixture()
+def receiver(engine, db_url, tmp_path: Path):  # noqa: ANN001, ANN201
+    r = Receiver(engine, feed_settings(db_url, tmp_path))
+    yield r
+    r.close()
+
+
+class Operator:
+    """One simulated operator pushing straight into ``Receiver.handle`` (the route's worker threads)."""
+
+    def __init__(self, receiver: Receiver, creds: dict) -> None:
+        self.receiver = receiver
+        self.s = _secrets(creds)
+        self.seq = 0
+        code, env = receiver.handle("query_token", json.dumps(build_request(
+            self.s.operator_id, {"OperatorID": self.s.operator_id, "OperatorSecret": self.s.operator_secret},
+            self.s)).encode(), None)
+        self.token = parse_response(env, self.s).data["AccessToken"]
+
+    def envelope(self, cid: str, status: int, *, ts: datetime | None = None, seq: int | None = None) -> bytes:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        return json.dumps(build_request(self.s.operator_id, {"ConnectorStatusInfo": {
+            "ConnectorID": cid, "Status": status, "ParkStatus": 10, "LockStatus": 10}}, self.s,
+            timestamp=ts or datetime.now(UTC), seq=seq)).encode()
+
+    def push(self, body: bytes) -> tuple[int, int, str]:
+        code, env = self.receiver.handle(STATUS, body, f"Bearer {self.token}")
+        answer = parse_response(env, self.s)
+        return code, int(answer.ret), answer.msg
+
+
+def _connectors(engine, op: str, n: int) -> list[str]:  # noqa: ANN001
+    with engine.connect() as conn:
+        return list(conn.execute(text(
+            "SELECT c.connector_id FROM connectors c JOIN stations s ON s.id = c.station_pk "
+            "WHERE c.operator_id = :op AND s.feed_state = 'active' ORDER BY c.connector_id LIMIT :n"),
+            {"op": op, "n": n}).scalars())
+
+
+def _stored(engine, op: str, bodies: list[bytes]) -> list[bool]:  # noqa: ANN001
+    """Whether each envelope's replay claim is in feed_push_seen (it is only there once stored)."""
+    envs = [json.loads(b) for b in bodies]
+    with engine.connect() as conn:
+        seen = {(r[0], r[1]) for r in conn.execute(text(
+            "SELECT seq, upper(sig) FROM feed_push_seen WHERE operator_id = :op"), {"op": op})}
+    return [(e["Seq"], e["Sig"].upper()) in seen for e in envs]
+
+
+def _concurrently(pushes: list[tuple[Operator, bytes]]) -> list[tuple[int, int, str]]:
+    out: list[tuple[int, int, str] | None] = [None] * len(pushes)
+
+    def run(i: int) -> None:
+        op, body = pushes[i]
+        out[i] = op.push(body)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(pushes))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert all(o is not None for o in out)
+    return out  # type: ignore[return-value]
+
+
+def _first_then_batch(engine, receiver: Receiver, pushes: list[tuple[Operator, bytes]]):  # noqa: ANN001, ANN202
+    """Hold feed_push_seen, send the first push (it waits in the database, alone), then the others
+    (they queue behind it in the committer: the next batch); returns (held lock, threads, results)."""
+    held = _Held(engine)
+    first: list = []
+    rest: list = []
+    t1 = threading.Thread(target=lambda: first.extend(_concurrently(pushes[:1])))
+    t1.start()
+    _until(lambda: held.waiting() >= 1)
+    t2 = threading.Thread(target=lambda: rest.extend(_concurrently(pushes[1:])))
+    t2.start()
+    _until(lambda: len(receiver.committer._queue) == len(pushes) - 1)
+    return held, (t1, t2), (first, rest)
+
+
+def _until(check, timeout: float = 20.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+class _Held:
+    """An exclusive lock on feed_push_seen from another session: every push's first statement waits
+    behind it, so the pushes sent meanwhile queue up in the committer and go as one batch."""
+
+    def __init__(self, engine) -> None:  # noqa: ANN001
+        self.conn = engine.connect()
+        self.conn.execute(text("LOCK TABLE feed_push_seen IN EXCLUSIVE MODE"))
+
+    def waiting(self) -> int:
+        self.conn.execute(text("SELECT pg_stat_clear_snapshot()"))  # a transaction sees one snapshot otherwise
+        return self.conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'zhcharge-receiver' "
+            "AND datname = current_database() AND wait_event_type = 'Lock'")).scalar()
+
+    def release(self) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+def test_concurrent_pushes_are_all_acknowledged_and_all_stored(engine, sim, city, receiver) -> None:  # noqa: ANN001
+    ops = [Operator(receiver, city[op]) for op in sim.operator_ids]
+    pushes: list[tuple[Operator, bytes]] = []
+    last: dict[tuple[str, str], int] = {}
+    for op in ops:
+        for i, cid in enumerate(_connectors(engine, op.s.operator_id, 40)):
+            for status in (3, 1, 2)[: 1 + i % 3]:  # one, two or three reports of a connector
+                pushes.append((op, op.envelope(cid, status)))
+                last[(op.s.operator_id, cid)] = status
+    held, threads, (first, rest) = _first_then_batch(engine, receiver, pushes)
+    held.release()
+    for t in threads:
+        t.join(60)
+    results = first + rest
+    assert [r[:2] for r in results] == [(200, 0)] * len(pushes)
+    for op in ops:
+        assert all(_stored(engine, op.s.operator_id, [b for o, b in pushes if o is op]))
+    with engine.connect() as conn:
+        now = {(r[0], r[1]): r[2] for r in conn.execute(text(
+            "SELECT operator_id, connector_id, status FROM connector_status WHERE operator_id = ANY(:ops)"),
+            {"ops": sim.operator_ids})}
+    # the pushes of one connector may be stored in any order (sent at once), all in the same second
+    assert all(now[k] in (3, 1, 2) for k in last)
+    assert receiver.committer.largest > 1  # they really went in batches
+    assert receiver.committer.fallbacks == 0
+
+
+def _snapshot(conn, op: str) -> dict:  # noqa: ANN001
+    statuses = [tuple(r) for r in conn.execute(text(
+        "SELECT connector_id, status, park_status, lock_status, source, status_since, reported_at "
+        "FROM connector_status WHERE operator_id = :op ORDER BY connector_id"), {"op": op})]
+    history = [tuple(r) for r in conn.execute(text(
+        "SELECT cs.connector_id, h.at, h.status, h.source FROM connector_status_history h "
+        "JOIN connector_status cs ON cs.id = h.connector_key WHERE cs.operator_id = :op "
+        "ORDER BY cs.connector_id, h.at"), {"op": op})]
+    stations = [tuple(r) for r in conn.execute(text(
+        "SELECT id, connectors_free, availability, silent_since FROM stations WHERE operator_id = :op ORDER BY id"),
+        {"op": op})]
+    seen = [tuple(r) for r in conn.execute(text(
+        "SELECT ts, seq, sig FROM feed_push_seen WHERE operator_id = :op ORDER BY ts, seq"), {"op": op})]
+    return {"connector_status": statuses, "connector_status_history": history, "stations": stations,
+            "feed_push_seen": seen}
+
+
+def test_a_batch_stores_what_the_same_pushes_one_by_one_store(engine, sim, city) -> None:  # noqa: ANN001
+    """The same sequence through feed_store_status_push one at a time and through
+    feed_store_status_pushes at once (each in a transaction rolled back): the same statuses, history,
+    stations and replay claims, and the same outcomes."""
+    op = sim.operator_ids[0]
+    a, b, c, d = _connectors(engine, op, 4)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    s = lambda k: t0 + timedelta(seconds=k)  # noqa: E731
+    sig = lambda k: f"{k:032X}"  # noqa: E731
+    #        connector, time, seq, sig, status
+    sequence = [
+        (a, s(0), "0001", sig(1), 3),     # a change
+        (a, s(0), "0002", sig(2), 2),     # another in the same second (+1 µs)
+        (a, s(10), "0001", sig(3), 2),    # a repeat: same
+        (a, s(5), "0001", sig(4), 1),     # older than what is held: late, into its place
+        (b, s(1), "0001", sig(5), 255),   # b: a fault
+        (b, s(1), "0001", sig(5), 255),   # the very same envelope again: duplicate
+        (b, s(2), "0001", sig(6), 1),     # back
+        (c, s(3), "0001", sig(7), 3),     # c: one change
+        (c, s(3), "0001", sig(8), 1),     # another envelope on the same second and Seq: seq_reused
+        (d, s(4), "0001", sig(9), 1),     # d: the status it has (same)
+        ("NOSUCHCONNECTOR1", s(5), "0002", sig(10), 2),  # not a known connector: stored, no station
+        (a, s(20), "0001", sig(11), 4),   # a again, later
+    ]
+    args = [(op, ts, seq, sg, cid, st, 10, 10) for cid, ts, seq, sg, st in sequence]
+
+    def rewind(conn) -> None:  # noqa: ANN001 - as if the sync had pulled them free an hour before the sequence
+        conn.execute(text(
+            "DELETE FROM connector_status_history h USING connector_status cs WHERE cs.id = h.connector_key "
+            "AND cs.operator_id = :op AND cs.connector_id = ANY(:c)"), {"op": op, "c": [a, b, c, d]})
+        conn.execute(text("UPDATE connector_status SET status = 1, status_since = :t, reported_at = :t "
+                          "WHERE operator_id = :op "
+                          "AND connector_id = ANY(:c)"), {"op": op, "c": [a, b, c, d], "t": t0 - timedelta(hours=1)})
+
+    with engine.connect() as conn:
+        rewind(conn)
+        one = [conn.exec_driver_sql("SELECT feed_store_status_push(%s, %s, %s, %s, %s, %s::smallint, %s::smallint, "
+                                    "%s::smallint)", x).scalar() for x in args]
+        singly = _snapshot(conn, op)
+        conn.rollback()
+        rewind(conn)
+        batch = conn.exec_driver_sql(
+            "SELECT feed_store_status_pushes(%s, %s::timestamptz[], %s, %s, %s, %s::smallint[], %s::smallint[], "
+            "%s::smallint[])", tuple(list(col) for col in zip(*args))).scalar()
+        together = _snapshot(conn, op)
+        conn.rollback()
+    assert one == ["stored", "stored", "same", "late", "stored", "duplicate", "stored", "stored", "seq_reused",
+                   "same", "stored", "stored"]
+    assert batch == one
+    for table in singly:
+        assert together[table] == singly[table], table
+
+
+def test_one_refused_push_fails_alone(engine, sim, city, receiver) -> None:  # noqa: ANN001
+    op = Operator(receiver, city[sim.operator_ids[0]])
+    cids = _connectors(engine, op.s.operator_id, 12)
+    bad = cids[5]
+    with engine.begin() as conn:
+        conn.execute(text(f"""
+            CREATE OR REPLACE FUNCTION test_refuse_status() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+            CREATE TRIGGER test_refuse_status BEFORE UPDATE ON connector_status FOR EACH ROW
+            WHEN (NEW.connector_id = '{bad}') EXECUTE FUNCTION test_refuse_status()"""))
+    try:
+        with engine.connect() as conn:
+            before = conn.execute(text("SELECT status FROM connector_status WHERE operator_id = :op "
+                                       "AND connector_id = :c"), {"op": op.s.operator_id, "c": bad}).scalar()
+        bodies = [op.envelope(cid, 255) for cid in cids]
+        held, threads, (first, rest) = _first_then_batch(engine, receiver, [(op, b) for b in bodies])
+        held.release()
+        for t in threads:
+            t.join(60)
+        results = first + rest
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TRIGGER test_refuse_status ON connector_status; "
+                              "DROP FUNCTION test_refuse_status()"))
+    assert receiver.committer.fallbacks == 1  # the batch failed as a whole, then each went alone
+    for cid, body, (code, ret, msg) in zip(cids, bodies, results, strict=True):
+        if cid == bad:
+            assert (code, ret) == (500, Ret.SYSTEM) and "not stored" in msg
+        else:
+            assert (code, ret) == (200, 0)
+    stored = _stored(engine, op.s.operator_id, bodies)
+    assert stored == [cid != bad for cid in cids]  # acknowledged = stored, exactly
+    with engine.connect() as conn:
+        after = dict(conn.execute(text("SELECT connector_id, status FROM connector_status WHERE operator_id = :op "
+                                       "AND connector_id = ANY(:c)"), {"op": op.s.operator_id, "c": cids}).all())
+    assert after[bad] == before and all(after[c] == 255 for c in cids if c != bad)
+
+
+def test_a_lost_connection_acknowledges_none_of_the_batch(engine, sim, city, receiver) -> None:  # noqa: ANN001
+    """The committer's connection dies while its batch waits (as in a crash of the server process):
+    every push of it is answered Ret -1 (HTTP 503, retry), none is stored; the same envelopes sent again
+    are stored and acknowledged."""
+    op = Operator(receiver, city[sim.operator_ids[0]])
+    cids = _connectors(engine, op.s.operator_id, 10)
+    bodies = [op.envelope(cid, 255) for cid in cids]
+    held, threads, (first, rest) = _first_then_batch(engine, receiver, [(op, b) for b in bodies])
+
+    def kill_waiting() -> int:
+        held.conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        return held.conn.execute(text(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'zhcharge-receiver' AND datname = current_database() "
+            "AND wait_event_type = 'Lock'")).scalar()
+
+    try:
+        assert kill_waiting() == 1  # the first push, alone
+        _until(lambda: held.waiting() >= 1 and not receiver.committer._queue)
+        assert kill_waiting() == 1  # the batch of the nine others
+        for t in threads:
+            t.join(60)
+    finally:
+        held.release()
+    results = first + rest
+    assert [(code, ret) for code, ret, _ in results] == [(503, Ret.BUSY)] * len(bodies)
+    assert _stored(engine, op.s.operator_id, bodies) == [False] * len(bodies)
+    # the sender retries: stored and acknowledged now
+    assert [r[:2] for r in _concurrently([(op, b) for b in bodies])] == [(200, 0)] * len(bodies)
+    assert _stored(engine, op.s.operator_id, bodies) == [True] * len(bodies)
