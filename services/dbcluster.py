@@ -78,6 +78,8 @@ class Status:
 class Cluster:
     """Start, stop and inspect the private cluster described by ``DatabaseSettings``."""
 
+    START_TIMEOUT_S = 120  # how long `start` waits for the server to accept connections
+
     def __init__(self, settings: DatabaseSettings) -> None:
         self.settings = settings
         self.data_dir = settings.cluster_dir.resolve()
@@ -216,7 +218,8 @@ class Cluster:
         self._owner_setup(self.data_dir / "log")
         startup_log = self.data_dir / "log" / "startup.log"
         try:
-            self._pg_ctl("start", "-w", "-t", "120", "-l", str(startup_log))
+            self._run([str(_find_bindir() / "pg_ctl"), "-D", str(self.data_dir), "start", "-w", "-t",
+                       str(self.START_TIMEOUT_S), "-l", str(startup_log)], timeout=self.START_TIMEOUT_S + 30)
         except ClusterError as exc:
             reasons = [ln.split("  ", 1)[-1] for ln in self._tail(startup_log) if "FATAL" in ln or "could not" in ln]
             raise ClusterError(f"the private cluster did not start on 127.0.0.1:{self.port}: "
@@ -346,7 +349,9 @@ class ReplicaStatus(Status):
             return f"no replica at {self.data_dir} (run `zhcharge db replica start`)"
         if not self.running:
             return f"stopped, data in {self.data_dir}"
-        if not self.in_recovery:
+        if self.in_recovery is None:  # no answer: e.g. replaying WAL up to a consistent state after the copy
+            state = "not answering yet (still recovering? see its log/)"
+        elif not self.in_recovery:
             state = "NOT in recovery (promoted?)"
         elif self.receiver == "streaming":
             state = "streaming"
@@ -364,6 +369,8 @@ class Replica(Cluster):
     primary (it is a copy); read-only."""
 
     SLOT = "zhcharge_replica"
+    # a fresh copy of a busy primary replays the WAL written during the copy before it answers
+    START_TIMEOUT_S = 3600
 
     def __init__(self, settings: DatabaseSettings) -> None:
         super().__init__(settings)
