@@ -301,3 +301,68 @@ def test_a_lost_connection_acknowledges_none_of_the_batch(engine, sim, city, rec
     # the sender retries: stored and acknowledged now
     assert [r[:2] for r in _concurrently([(op, b) for b in bodies])] == [(200, 0)] * len(bodies)
     assert _stored(engine, op.s.operator_id, bodies) == [True] * len(bodies)
+
+
+def test_concurrent_orders_are_stored_in_one_batch_each_with_its_answer(engine, sim, city, receiver,  # noqa: ANN001
+                                                                        fsettings) -> None:
+    """Orders sent at once go in one batch (zh_store_orders): each answered with its own ConfirmResult,
+    a repeat with the same figures as the first, a revision as version 2, all stored once."""
+    from decimal import Decimal
+
+    from ingest.policies import pull_policies_all
+    from services.orders.sample import billed_order
+    from services.prices.tariff import CHINA_TZ, Tariff
+
+    op = Operator(receiver, city[sim.operator_ids[0]])
+    assert all(r.ok for r in pull_policies_all(engine, fsettings, operator_id=op.s.operator_id))
+    with engine.connect() as conn:
+        pool = conn.execute(text(
+            "SELECT c.connector_id, c.power_kw, t.periods FROM connectors c JOIN connector_tariffs v "
+            "ON v.operator_id = c.operator_id AND v.connector_id = c.connector_id AND v.valid_to IS NULL "
+            "JOIN tariffs t ON t.id = v.tariff_id WHERE c.operator_id = :op ORDER BY c.connector_id LIMIT 8"),
+            {"op": op.s.operator_id}).all()
+    end = datetime.now(CHINA_TZ).replace(microsecond=0) - timedelta(minutes=10)
+    orders = [billed_order(Tariff.from_json(periods), end - timedelta(minutes=30 + i), end, Decimal(power),
+                           connector_id=cid, seq=f"{op.s.operator_id}{i:018d}")
+              for i, (cid, power, periods) in enumerate(pool)]
+    over = billed_order(Tariff.from_json(pool[0][2]), end - timedelta(minutes=40), end, Decimal(pool[0][1]),
+                        bump=Decimal("0.5"), connector_id=pool[0][0], seq=f"{op.s.operator_id}{99:018d}")
+    revised = json.loads(json.dumps(orders[1]))
+    revised["TotalPower"] = round(float(revised["TotalPower"]) - 0.5, 2)
+    sent = [*orders, over, orders[2], revised]  # a repeat of the third and a revision of the second
+    bodies = [json.dumps(build_request(op.s.operator_id, o, op.s, seq=k + 1)).encode() for k, o in enumerate(sent)]
+    order_push = lambda body: receiver.handle("notification_charge_order_info", body, f"Bearer {op.token}")  # noqa: E731
+
+    held = _Held(engine)
+    answers: list = [None] * len(bodies)
+
+    def run(k: int) -> None:
+        answers[k] = parse_response(order_push(bodies[k])[1], op.s)
+
+    threads = [threading.Thread(target=run, args=(0,))]
+    threads[0].start()
+    try:
+        _until(lambda: held.waiting() >= 1)
+        threads += [threading.Thread(target=run, args=(k,)) for k in range(1, len(bodies))]
+        for t in threads[1:]:
+            t.start()
+        _until(lambda: len(receiver.order_committer._queue) == len(bodies) - 1)
+    finally:
+        held.release()
+    for t in threads:
+        t.join(60)
+    assert all(int(a.ret) == 0 for a in answers), [a.msg for a in answers]
+    confirm = [a.data["ConfirmResult"] for a in answers]
+    n = len(orders)
+    assert confirm[:n] == [0] * n and confirm[n] == 1 and confirm[n + 1] == 0
+    assert receiver.order_committer.largest == len(bodies) - 1 and receiver.order_committer.fallbacks == 0
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT start_charge_seq, version, latest, confirm_result FROM charge_orders "
+                                 "WHERE operator_id = :op ORDER BY start_charge_seq, version"),
+                            {"op": op.s.operator_id}).all()
+    by_seq: dict[str, list] = {}
+    for r in rows:
+        by_seq.setdefault(r.start_charge_seq, []).append((r.version, r.latest))
+    assert len(by_seq) == n + 1  # each order once; the repeat stored nothing
+    assert by_seq[orders[1]["StartChargeSeq"]] == [(1, False), (2, True)]
+    assert all(v == [(1, True)] for s, v in by_seq.items() if s != orders[1]["StartChargeSeq"])
