@@ -14,6 +14,11 @@ labelling, item shaping), each client on its own connection, 1 and 4 concurrent 
   * ``max_price+facets+bbox``: facets+bbox with ``max_price`` (the price now, ``station_search.price4``);
   * ``sort=price+bbox``: the cheapest 20 in a city-sized bbox, with facets (the map's list sorted by price),
     and ``sort=name+bbox``, the same boxes by name (for comparison);
+  * measured reliability (issue 16): ``min_uptime+facets+bbox`` and ``min_uptime national`` (facets+bbox and
+    facets national with ``min_uptime`` 0.9-0.99, ``station_search.up4``), ``sort=uptime+bbox`` (the 20 most
+    reliable in a city-sized bbox, with facets) and ``sort=uptime national`` (the 20 most reliable of the
+    country, ``facets=false&total=false``: the index of migration 1501). The stations get synthetic 30-day
+    figures (:func:`synthetic_uptime`: 90 % measured, mostly above 0.9; what the reliability job would write);
 and over HTTP (the app under uvicorn, one keep-alive client): ``GET /api/v1/stations/{id}`` of
 priced stations (tariff of the station and of every connector) and the same with ``?kwh=30``
 (an estimate per connector). The generated stations get tariffs (``bench.generate.generate_tariffs``).
@@ -81,7 +86,9 @@ def workloads(scale: str, operators: list[str], seed: int) -> dict[str, list[dic
     centres = ZHUHAI_CENTRES if scale == "city" else CITY_CENTRES
     half = 0.12 if scale == "city" else 0.25  # ~25 km in Zhuhai, ~50 km around a national city
     out: dict[str, list[dict[str, str]]] = {"facets+bbox": [], "facets national": [], "name": [], "nearest-20": [],
-                                            "max_price+facets+bbox": [], "sort=price+bbox": [], "sort=name+bbox": []}
+                                            "max_price+facets+bbox": [], "sort=price+bbox": [], "sort=name+bbox": [],
+                                            "min_uptime+facets+bbox": [], "min_uptime national": [],
+                                            "sort=uptime+bbox": [], "sort=uptime national": []}
     for _ in range(QUERIES):
         out["facets+bbox"].append({**_facet_params(rng, operators), "bbox": _city_bbox(rng, centres, half)})
         out["max_price+facets+bbox"].append({**_facet_params(rng, operators), "bbox": _city_bbox(rng, centres, half),
@@ -90,14 +97,45 @@ def workloads(scale: str, operators: list[str], seed: int) -> dict[str, list[dic
         out["sort=price+bbox"].append({"sort": "price", "limit": "20", "bbox": bbox})
         out["sort=name+bbox"].append({"sort": "name", "limit": "20", "bbox": bbox})  # the same without prices
         out["facets national"].append(_facet_params(rng, operators))
+        min_uptime = rng.choice(["0.9", "0.95", "0.97", "0.99"])
+        out["min_uptime+facets+bbox"].append({**_facet_params(rng, operators), "bbox": _city_bbox(rng, centres, half),
+                                              "min_uptime": min_uptime})
+        out["min_uptime national"].append({**_facet_params(rng, operators), "min_uptime": min_uptime})
+        out["sort=uptime+bbox"].append({"sort": "uptime", "limit": "20", "bbox": _city_bbox(rng, centres, half)})
+        out["sort=uptime national"].append({"sort": "uptime", "limit": "20", "facets": "false", "total": "false",
+                                             **({"min_uptime": min_uptime} if rng.random() < 0.5 else {})})
         out["name"].append({"q": rng.choice(NAME_QUERIES), "limit": "20"})
         lng, lat, _ = rng.choices(centres, weights=[c[2] for c in centres])[0]
         out["nearest-20"].append({"lng": f"{lng + rng.uniform(-0.1, 0.1):.5f}",
                                   "lat": f"{lat + rng.uniform(-0.1, 0.1):.5f}", "limit": "20", "facets": "false",
                                   "total": "false"})
-    if scale == "city":
-        del out["facets national"]  # the city bbox already covers the whole city
+    if scale == "city":  # the city bbox already covers the whole city
+        del out["facets national"], out["min_uptime national"], out["sort=uptime national"]
     return out
+
+
+def synthetic_uptime(engine) -> int:  # noqa: ANN001
+    """Give the generated stations 30-day figures once (repeatable: seeded), as the reliability job
+    would (``services.reliability.summary``): 10 % with nothing observed, the rest between 0.8 and 1,
+    most above 0.95; returns the stations with a figure."""
+    with engine.begin() as conn:
+        have = conn.execute(text("SELECT count(*) FROM station_reliability")).scalar()
+        if not have:
+            conn.execute(text("SELECT setseed(0.16)"))
+            conn.execute(text(
+                "INSERT INTO station_reliability (station_pk, up4, faults, last_fault_at) "
+                "SELECT id, u, CASE WHEN u < 10000 THEN 1 + (10000 - u) / 400 ELSE 0 END, "
+                "CASE WHEN u < 10000 THEN now() - interval '3 days' END "
+                "FROM (SELECT id, CASE WHEN random() < 0.1 THEN NULL "
+                "ELSE (10000 - floor(power(random(), 4) * 2000))::smallint END AS u FROM stations) s"))
+            conn.execute(text("UPDATE station_search n SET up4 = r.up4 FROM station_reliability r "
+                              "WHERE r.station_pk = n.id AND n.up4 IS DISTINCT FROM r.up4"))
+        measured = conn.execute(text("SELECT count(up4) FROM station_reliability")).scalar()
+    if not have:  # every row of the narrow table was rewritten: give the other scenarios back its size
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM (FULL, ANALYZE) station_search"))
+            conn.execute(text("ANALYZE station_reliability"))
+    return measured
 
 
 def _run(engine, params_list: list[dict[str, str]], clients: int) -> list[float]:  # noqa: ANN001
@@ -147,6 +185,11 @@ TARGETS: dict[tuple[str, str], tuple[float, float | None]] = {
 TARGETS.update({(scale, s): TARGETS[(scale, "facets+bbox")] for scale in ("city", "national")
                 for s in ("max_price+facets+bbox", "sort=price+bbox")})
 TARGETS.update({(scale, s): (5.0, None) for scale in ("city", "national") for s in ("detail", "detail?kwh=30")})
+# measured reliability: as the scenarios they add to (issue 16: search unchanged in speed with the new fields)
+TARGETS.update({(scale, s): TARGETS[(scale, "facets+bbox")] for scale in ("city", "national")
+                for s in ("min_uptime+facets+bbox", "sort=uptime+bbox")})
+TARGETS.update({("national", "min_uptime national"): TARGETS[("national", "facets national")],
+                ("national", "sort=uptime national"): (5.0, None)})
 
 
 def bench_detail(scale: str, url: str, n: int) -> list[dict[str, Any]]:
@@ -195,6 +238,7 @@ def bench_scale(scale: str, url: str | None = None, *, scenarios: tuple[str, ...
             "SELECT operator_id FROM operators WHERE operator_id LIKE 'GEN%' ORDER BY 1"))]
         n = conn.execute(text("SELECT count(*) FROM station_search")).scalar()
         priced = conn.execute(text("SELECT EXISTS (SELECT 1 FROM station_tariffs)")).scalar()
+    measured = synthetic_uptime(engine)
     rows: list[dict[str, Any]] = []
     for scenario, params in workloads(scale, operators, seed=11).items():
         if scenarios is not None and scenario not in scenarios:
@@ -207,6 +251,8 @@ def bench_scale(scale: str, url: str | None = None, *, scenarios: tuple[str, ...
             p50, p95 = statistics.median(times), _pct(times, 0.95)
             target = TARGETS.get((scale, scenario)) if clients == 1 else None
             note = f"{n:,} stations, {len(times)} queries"
+            if "uptime" in scenario:
+                note += f", {measured:,} with a 30-day uptime"
             if clients > 1:
                 note += f", {clients} clients on 2 cores"
             rows.append({"benchmark": f"search {scale}", "metric": f"{scenario} p50, {clients} client(s)",
