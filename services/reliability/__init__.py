@@ -14,6 +14,10 @@ Where things are:
 * :mod:`.history`: what the open API gives per station (``status_history``, ``station_reliability``)
   and ``station_connectors`` (a visible station's connectors with their keys);
 * :mod:`.profile`: the week profile of occupancy (``occupancy_profile``);
+* :mod:`.summary`: each station's 30-day figures for the public (``refresh_station_reliability``:
+  ``station_reliability`` and ``station_search.up4``, read by the search's ``min_uptime`` and
+  ``sort=uptime`` and shown as ``reliability`` on every station of the open API);
 * :mod:`.hours`: ``BusineHours`` read as opening hours; :mod:`.window`: ``from``/``to`` parsing;
-* :mod:`.jobs`: the background job that runs silence, partitions, hours, aggregates, retention.
+* :mod:`.jobs`: the background job that runs silence, partitions, hours, aggregates, the 30-day
+  figures, retention.
 """

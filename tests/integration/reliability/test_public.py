@@ -201,6 +201,22 @@ def test_min_uptime(api, built) -> None:  # noqa: ANN001
     assert sorted(f["id"] for f in geo["features"]) == sorted([i["S1"], i["S3"]])
 
 
+def test_min_uptime_on_the_map_tiles_and_the_csv(api, built) -> None:  # noqa: ANN001
+    from tests.integration.tiles.conftest import decode, lnglat_to_tile
+
+    i = built.ids
+    x, y = lnglat_to_tile(113.566, 22.273, 15)  # S1..S5 lie within 0.01 degrees of it
+    shown = set()
+    for dx in (-1, 0, 1):
+        r = api.get(f"/tiles/stations/15/{x + dx}/{y}.mvt", params={"operator": OP, "min_uptime": "0.99"})
+        assert r.status_code == 200, r.text
+        shown |= {f["id"] for f in decode(r.content).get("stations", {}).get("features", [])}
+    assert shown == {i["S1"], i["S3"]}
+    assert api.get(f"/tiles/stations/15/{x}/{y}.mvt", params={"min_uptime": "2"}).status_code == 400
+    csv = api.get("/api/v1/stations.csv", params={"operator": OP, "min_uptime": "0.99"}).text.splitlines()
+    assert len(csv) == 3 and {line.split(",")[0].lstrip("\ufeff") for line in csv[1:]} == {str(i["S1"]), str(i["S3"])}
+
+
 def test_sort_by_uptime_across_pages(api, built) -> None:  # noqa: ANN001
     i = built.ids
     expected = [i["S3"], i["S1"], i["S2"], i["S5"], i["S4"]]  # highest first, ties by id, none last
