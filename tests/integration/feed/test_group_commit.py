@@ -125,11 +125,13 @@ class _Held:
         self.conn = engine.connect()
         self.conn.execute(text("LOCK TABLE feed_push_seen IN EXCLUSIVE MODE"))
 
-    def waiting(self) -> int:
+    def waiting(self, *, any_application: bool = False) -> int:
+        """Receiver connections waiting for the lock (any connection: behind PgBouncer, which passes
+        no application_name)."""
         self.conn.execute(text("SELECT pg_stat_clear_snapshot()"))  # a transaction sees one snapshot otherwise
         return self.conn.execute(text(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'zhcharge-receiver' "
-            "AND datname = current_database() AND wait_event_type = 'Lock'")).scalar()
+            "SELECT count(*) FROM pg_stat_activity WHERE (application_name = 'zhcharge-receiver' OR :any) "
+            "AND datname = current_database() AND wait_event_type = 'Lock'"), {"any": any_application}).scalar()
 
     def release(self) -> None:
         self.conn.rollback()
@@ -366,3 +368,51 @@ def test_concurrent_orders_are_stored_in_one_batch_each_with_its_answer(engine, 
     assert len(by_seq) == n + 1  # each order once; the repeat stored nothing
     assert by_seq[orders[1]["StartChargeSeq"]] == [(1, False), (2, True)]
     assert all(v == [(1, True)] for s, v in by_seq.items() if s != orders[1]["StartChargeSeq"])
+
+
+def test_group_commit_through_pgbouncer(engine, sim, city, db_url, tmp_path) -> None:  # noqa: ANN001
+    """Behind PgBouncer in transaction mode (fewer server connections than clients): a batch is one
+    statement on whatever server connection, nothing kept in a session."""
+    from sqlalchemy import make_url
+
+    from services.db import make_engine
+    from tests.integration.scale.test_pgbouncer import _bouncer, _settings
+
+    b = _bouncer(db_url, "group-commit", pool_size=2)
+    try:
+        b.start()
+    except Exception as exc:  # noqa: BLE001 - no pgbouncer on this machine
+        pytest.skip(str(exc))
+    try:
+        settings = _settings(db_url, b, tmp_path)
+        pooled = make_engine(settings.db)
+        receiver = Receiver(pooled, settings)
+        assert make_url(str(receiver.push_engine.url)).port == b.port
+        try:
+            op = Operator(receiver, city[sim.operator_ids[0]])
+            bodies = [op.envelope(cid, 4) for cid in _connectors(engine, op.s.operator_id, 30)]
+            held = _Held(engine)
+            first: list = []
+            rest: list = []
+            t1 = threading.Thread(target=lambda: first.extend(_concurrently([(op, bodies[0])])))
+            t1.start()
+            try:
+                _until(lambda: held.waiting(any_application=True) >= 1)
+                t2 = threading.Thread(target=lambda: rest.extend(_concurrently([(op, x) for x in bodies[1:]])))
+                t2.start()
+                _until(lambda: len(receiver.committer._queue) == len(bodies) - 1)
+            finally:
+                held.release()
+            t1.join(60)
+            t2.join(60)
+            assert [r[:2] for r in first + rest] == [(200, 0)] * len(bodies)
+            assert receiver.committer.largest == len(bodies) - 1
+            assert all(_stored(engine, op.s.operator_id, bodies))
+        finally:
+            receiver.close()
+            pooled.dispose()
+    finally:
+        b.stop()
+        import shutil
+
+        shutil.rmtree(b.directory, ignore_errors=True)
