@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from services.search.prepared import prepared_rows, to_pyformat
 
 __all__ = ["occupancy_profile"]
 
-_DAYS = text("SELECT day, occupied_s, observed_s FROM station_daily "
-             "WHERE station_pk = :pk AND day >= :since AND day < :until")
+# prepared once per connection, like the rest of the station detail (services.search.prepared)
+_DAYS = to_pyformat("SELECT day, occupied_s, observed_s FROM station_daily "
+                    "WHERE station_pk = :pk AND day >= :since AND day < :until")
 
 
 def occupancy_profile(conn: Connection, station_pk: int, today: date, *, weeks: int = 8,
@@ -21,8 +23,9 @@ def occupancy_profile(conn: Connection, station_pk: int, today: date, *, weeks: 
     where less than ``min_observed_s`` connector-seconds were observed in that hour of the week."""
     occupied = [[0] * 24 for _ in range(7)]
     observed = [[0] * 24 for _ in range(7)]
-    for day, occ, obs in conn.execute(_DAYS, {"pk": station_pk, "since": today - timedelta(weeks=weeks),
-                                              "until": today}):
+    for row in prepared_rows(conn, _DAYS, {"pk": station_pk, "since": today - timedelta(weeks=weeks),
+                                           "until": today}):
+        day, occ, obs = row["day"], row["occupied_s"], row["observed_s"]
         wd = day.weekday()
         for h in range(24):
             occupied[wd][h] += occ[h]
