@@ -195,7 +195,9 @@ def test_min_uptime(api, built) -> None:  # noqa: ANN001
     assert body["total"] == 2 and {f["value"]: f["count"] for f in body["facets"]["operator"]}[OP] == 2
     item = next(it for it in body["items"] if it["id"] == i["S1"])
     assert item["reliability"] == S1  # the figures on search items too
-    # the wide path (updated_since reads stations) and the GeoJSON agree
+    # the text search's matches, the wide path (updated_since reads stations) and the GeoJSON agree
+    assert _ids(api, min_uptime="0.99", q="可用率测试站") == sorted([i["S1"], i["S3"]])
+    assert api.get("/api/v1/stations", params={"q": "可用率测试站", "min_uptime": "0.99"}).json()["total"] == 2
     assert _ids(api, min_uptime="0.99", updated_since="2020-01-01T00:00:00Z") == sorted([i["S1"], i["S3"]])
     geo = api.get("/api/v1/stations.geojson", params={"operator": OP, "min_uptime": "0.99"}).json()
     assert sorted(f["id"] for f in geo["features"]) == sorted([i["S1"], i["S3"]])
