@@ -24,8 +24,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
+from sqlalchemy.exc import DBAPIError
 
 from services.orders.checks import ConnectorRef, Order, TariffInForce, Verdict, check_order
 from services.prices.store import WRITES as tariff_writes
@@ -66,6 +67,48 @@ SELECT outcome, confirm_result, version FROM zh_store_order(
     CAST(%(raw)s AS jsonb))
 """
 
+_STORE_BATCH = "SELECT outcome, confirm_result, version FROM zh_store_orders(CAST(%s AS jsonb))"
+
+
+class _Context(NamedTuple):
+    """A row of ``_CONTEXT``."""
+
+    power_kw: Any
+    station_pk: Any
+    station_id: Any
+    equipment_id: Any
+    version_id: Any
+    tariff_id: Any
+    periods: Any
+    source: Any
+    problems: Any
+    first_seen_at: Any
+    last_seen_at: Any
+    valid_to: Any
+
+
+def _rows(conn: Any, statement: str, params: Any) -> list[tuple]:
+    """``statement``'s rows from the DB-API cursor of the SQLAlchemy connection ``conn``: no result
+    processing (psycopg2's own types), which was a third of an order's Python time. Errors are raised
+    as SQLAlchemy's (a lost connection invalidated), as ``exec_driver_sql`` raises them."""
+    if not conn.in_transaction():  # as exec_driver_sql would: the caller's commit() commits this work
+        conn.begin()
+    dbapi = conn.connection.dbapi_connection
+    cur = dbapi.cursor()
+    try:
+        cur.execute(statement, params)
+        return cur.fetchall()
+    except conn.dialect.loaded_dbapi.Error as exc:
+        lost = conn.dialect.is_disconnect(exc, dbapi, cur)
+        if lost:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(statement, params, exc, conn.dialect.loaded_dbapi.Error,
+                                  connection_invalidated=lost, dialect=conn.dialect) from exc
+    finally:
+        if not cur.closed:
+            cur.close()
+
+
 _TARIFFS: dict[int, Tariff] = {}
 
 
@@ -101,7 +144,7 @@ def _context(conn: Any, operator_id: str, connector_id: str) -> list[Any]:
     hit = _CONTEXTS.get(key)
     if hit is not None and hit[0] > now and hit[1] == tariff_writes[0]:
         return hit[2]
-    rows = conn.exec_driver_sql(_CONTEXT, {"op": operator_id, "c": connector_id}).all()
+    rows = [_Context(*r) for r in _rows(conn, _CONTEXT, {"op": operator_id, "c": connector_id})]
     if rows[0].power_kw is not None:
         if len(_CONTEXTS) > 100_000:
             _CONTEXTS.clear()
@@ -120,7 +163,7 @@ def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: dateti
     own. ``envelope`` carries the push's ``timestamp``, ``seq`` and ``raw["Sig"]`` for the replay
     claim (:class:`SeqReused` when another envelope used them)."""
     params, verdict = check_for_store(conn, operator_id, order, raw, now, envelope=envelope)
-    return stored_order(conn.exec_driver_sql(_STORE, params).one(), verdict)
+    return stored_order(store_checked(conn, params), verdict)
 
 
 def check_for_store(conn: Any, operator_id: str, order: Order, raw: Any, now: datetime, *,
@@ -157,15 +200,14 @@ def check_for_store(conn: Any, operator_id: str, order: Order, raw: Any, now: da
 def store_checked(conn: Any, params: dict[str, Any]) -> tuple:
     """The second half of :func:`store_order` for one order: ``zh_store_order``'s (outcome,
     confirm_result, version)."""
-    return tuple(conn.exec_driver_sql(_STORE, params).one())
+    (row,) = _rows(conn, _STORE, params)
+    return row
 
 
 def store_checked_batch(conn: Any, batch: list[dict[str, Any]]) -> list[tuple]:
     """:func:`store_checked` for a batch in one statement (``zh_store_orders``, migration 1403): one
     (outcome, confirm_result, version) per order, in order."""
-    payload = json.dumps(batch, ensure_ascii=False, default=str)
-    return [tuple(r) for r in conn.exec_driver_sql("SELECT * FROM zh_store_orders(CAST(%s AS jsonb))",
-                                                   (payload,)).all()]
+    return _rows(conn, _STORE_BATCH, (json.dumps(batch, ensure_ascii=False, default=str),))
 
 
 def stored_order(out: Any, verdict: Verdict) -> StoredOrder:
