@@ -8,7 +8,8 @@
  * - a result list synced with the map: hover highlights the station, click flies to it and opens
  *   its popup; the map's tiles get the same filters through window.zhMap.setFilters();
  * - the list can be sorted (name or relevance by default, price now, power, free connectors) and
- *   limited to a price per kWh now (max_price); each item shows its price now;
+ *   limited to a price per kWh now (max_price) and to a 30-day uptime (min_uptime); each item shows its
+ *   price now and its uptime; the list sorts by uptime too (most reliable first);
  * - the search is kept in the URL (history.replaceState), so it can be shared.
  * Loads its own stylesheet, so the page needs only the <script> line.
  */
@@ -39,9 +40,12 @@
     sortBy: ['排序', 'Sort'], sort_default: ['默认', 'Default'], sort_price: ['价格最低', 'Cheapest now'],
     sort_max_power: ['功率最高', 'Most powerful'], sort_free: ['空闲最多', 'Most free'],
     maxPrice: ['当前电价不超过', 'Price now at most'], perKwh: ['元/度', 'yuan/kWh'], kwhUnit: ['度', 'kWh'],
-    noPrice: ['暂无价格', 'no price']
+    noPrice: ['暂无价格', 'no price'],
+    sort_uptime: ['最可靠', 'Most reliable'], minUptime: ['近30天可用率', 'Working in the last 30 days'],
+    anyUptime: ['不限', 'any'], atLeast: ['≥ {n}%', '≥ {n} %'], uptimeShort: ['可用 {n}%', 'up {n} %']
   };
-  var SORTS = ['', 'price', 'max_power', 'free'];
+  var SORTS = ['', 'price', 'max_power', 'free', 'uptime'];
+  var UPTIMES = ['', '0.9', '0.95', '0.97', '0.99'];
   function t(key, n) {
     var s = TEXT[key][EN ? 1 : 0];
     return n == null ? s : s.replace('{n}', String(n));
@@ -65,9 +69,10 @@
       p.getAll(d).forEach(function (v) { v.split(',').forEach(function (x) { if (x && vals.indexOf(x) < 0) vals.push(x); }); });
       state.sel[d] = vals;
     });
-    ['available', 'min_power', 'max_price', 'exclude_operator'].forEach(function (k) { if (p.get(k)) state.extra.set(k, p.get(k)); });
+    ['available', 'min_power', 'max_price', 'min_uptime', 'exclude_operator'].forEach(function (k) { if (p.get(k)) state.extra.set(k, p.get(k)); });
     state.sort = SORTS.indexOf(p.get('sort') || '') > 0 ? p.get('sort') : '';
-    state.open = DIMS.some(function (d) { return state.sel[d].length; }) || !!state.extra.get('max_price');
+    state.open = DIMS.some(function (d) { return state.sel[d].length; }) || !!state.extra.get('max_price') ||
+      !!state.extra.get('min_uptime');
   }
 
   function filterQuery() {
@@ -102,6 +107,10 @@
     '  <div class="sp-chips" id="sp-chips" role="group"></div>' +
     '  <label class="sp-price">' + esc(t('maxPrice')) + ' <input type="number" id="sp-max-price" min="0" max="100" ' +
     'step="0.05" inputmode="decimal"> ' + esc(t('perKwh')) + '</label>' +
+    '  <label class="sp-price">' + esc(t('minUptime')) + ' <select id="sp-min-uptime">' + UPTIMES.map(function (v) {
+      return '<option value="' + v + '">' + esc(v ? t('atLeast', Math.round(Number(v) * 100)) : t('anyUptime')) +
+        '</option>';
+    }).join('') + '</select></label>' +
     '  <div class="sp-actions">' +
     '    <button type="button" class="btn secondary" id="sp-all">' + esc(t('selectAll')) + '</button>' +
     '    <button type="button" class="btn secondary" id="sp-reset">' + esc(t('reset')) + '</button>' +
@@ -158,17 +167,24 @@
       var price = it.price_now == null ? '<span class="sp-noprice">' + esc(t('noPrice')) + '</span>'
         : '<span class="sp-price-now">¥' + esc(Number(it.price_now).toFixed(4).replace(/0{1,2}$/, '')) + '</span>' +
           '<span class="sp-unit">/' + esc(t('kwhUnit')) + '</span>';
+      var rel = it.reliability && it.reliability.uptime_30d != null
+        ? ' · <span class="sp-uptime">' + esc(t('uptimeShort', uptimePct(it.reliability.uptime_30d))) + '</span>' : '';
       return '<li class="sp-item" tabindex="0" data-id="' + it.id + '">' +
         '<div class="sp-name"><i class="sw ' + esc(it.availability) + '"></i>' + esc(it.name) + '</div>' +
         '<div class="sp-sub">' + esc(it.operator_name || it.operator_id) + (it.district_name ? ' · ' +
         esc(EN ? (it.district_name_en || it.district_name) : it.district_name) : '') + '</div>' +
         '<div class="sp-sub">' + esc(it.address || '') + '</div>' +
         '<div class="sp-meta"><span class="free-n">' + it.connectors_free + '/' + it.connectors_total + ' ' +
-        esc(t('free')) + '</span>' + (pw ? ' · ' + pw : '') + (dist ? ' · ' + dist : '') + ' · ' + price + '</div></li>';
+        esc(t('free')) + '</span>' + (pw ? ' · ' + pw : '') + (dist ? ' · ' + dist : '') + ' · ' + price + rel + '</div></li>';
     }).join('');
     if (append) ol.insertAdjacentHTML('beforeend', html); else ol.innerHTML = html;
     state.rendered = state.items.length;
     $('sp-more').hidden = !state.next;
+  }
+
+  /* 0.9932 -> "99.3"; 1 -> "100": the share as a percentage with one decimal at most. */
+  function uptimePct(u) {
+    return String(Math.round(Number(u) * 1000) / 10);
   }
 
   function setStatus(msg, cls) {
@@ -181,6 +197,8 @@
     $('sp-q').value = state.q;
     $('sp-sort').value = state.sort;
     $('sp-max-price').value = state.extra.get('max_price') || '';
+    $('sp-min-uptime').value = UPTIMES.indexOf(state.extra.get('min_uptime') || '') >= 0
+      ? (state.extra.get('min_uptime') || '') : '';
     $('sp-adv').hidden = !state.open;
     $('sp-toggle').setAttribute('aria-expanded', String(state.open));
     renderTabs();
@@ -393,6 +411,11 @@
     var v = $('sp-max-price').value.trim();
     if (v && (isNaN(Number(v)) || Number(v) < 0 || Number(v) > 100)) { $('sp-max-price').value = ''; v = ''; }
     if (v) state.extra.set('max_price', v); else state.extra.delete('max_price');
+    refreshCounts();
+  });
+  $('sp-min-uptime').addEventListener('change', function () {
+    var v = $('sp-min-uptime').value;
+    if (v) state.extra.set('min_uptime', v); else state.extra.delete('min_uptime');
     refreshCounts();
   });
   $('sp-share').addEventListener('click', function () {

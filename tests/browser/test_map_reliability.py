@@ -102,3 +102,34 @@ def test_the_popup_in_english(server, browser, built, artifacts) -> None:  # noq
     page.wait_for_timeout(300)
     page.screenshot(path=str(artifacts / "map-reliability-popup-en.png"))
     page.close()
+
+
+def test_the_search_panel_filters_and_sorts_by_uptime(server, browser, built) -> None:  # noqa: ANN001, F811
+    """The advanced panel's "working in the last 30 days ≥ 97 %" and the "most reliable" sort give the
+    API's own answer, each item shows its uptime, and both are in the page's URL."""
+    page = browser.new_page(viewport={"width": 1280, "height": 860})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "/map")
+    _wait_idle(page)
+    page.locator("#sp-toggle").click()
+    page.select_option("#sp-min-uptime", "0.97")
+    page.select_option("#sp-sort", "uptime")
+    page.locator("#sp-apply").click()
+    page.wait_for_function("document.querySelectorAll('#sp-results .sp-item').length > 0")
+    _wait_idle(page)
+    api = httpx.get(server + "/api/v1/stations", params={"min_uptime": "0.97", "sort": "uptime", "limit": 50}).json()
+    assert [i["id"] for i in api["items"]][:2] == [built.ids["S3"], built.ids["S1"]]
+    shown = [int(x) for x in page.locator("#sp-results .sp-item").evaluate_all("els => els.map(e => e.dataset.id)")]
+    assert shown == [i["id"] for i in api["items"]]
+    metas = page.locator("#sp-results .sp-item .sp-uptime").all_inner_texts()
+    assert metas[:2] == ["可用 100%", "可用 99.3%"], metas
+    assert "min_uptime=0.97" in page.url and "sort=uptime" in page.url
+    assert "min_uptime=0.97" in page.evaluate("zhMap.getFilters()")  # the map's tiles show the same stations
+    # reloading the shared link restores the choice
+    page.goto(page.url)
+    _wait_idle(page)
+    assert page.locator("#sp-min-uptime").input_value() == "0.97"
+    assert page.locator("#sp-sort").input_value() == "uptime"
+    assert not errors, errors
+    page.close()
