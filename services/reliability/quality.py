@@ -143,29 +143,32 @@ WITH {_SCOPE}, o AS MATERIALIZED (
     WHERE co.latest AND co.day BETWEEN :d0 AND :d1 AND co.end_time > co.start_time
       AND (CAST(:op AS text) IS NULL OR co.operator_id = CAST(:op AS text))
 ), r AS (
-    -- the status at the order's start (a month begins with carried rows) and every change inside it
-    SELECT o.id, o.start_time AS at, p.status
+    -- the status at the order's start (a month begins with carried rows) and every change inside it;
+    -- each row carries its order (no join back: with few orders estimated, a join back was planned
+    -- as a nested loop rescanning the whole aggregate per order)
+    SELECT o.*, o.start_time AS at, p.status
     FROM o CROSS JOIN LATERAL (
         SELECT h.status FROM connector_status_history h
         WHERE h.connector_key = o.key AND h.at >= date_trunc('month', o.start_time, 'Asia/Shanghai')
           AND h.at <= o.start_time
         ORDER BY h.at DESC LIMIT 1) p
     UNION ALL
-    SELECT o.id, h.at, h.status
+    SELECT o.*, h.at, h.status
     FROM o JOIN connector_status_history h ON h.connector_key = o.key AND h.at > o.start_time AND h.at < o.end_time
 ), iv AS (
-    SELECT r.id, r.status, r.at AS a, coalesce(lead(r.at) OVER (PARTITION BY r.id ORDER BY r.at), o.end_time) AS b
-    FROM r JOIN o USING (id)
+    SELECT r.*, coalesce(lead(r.at) OVER (PARTITION BY r.id ORDER BY r.at), r.end_time) - r.at AS span FROM r
 ), s AS (
-    SELECT id, extract(epoch FROM sum(b - a) FILTER (WHERE status = 1)) AS free_s,
-           extract(epoch FROM sum(b - a) FILTER (WHERE status = 0)) AS offline_s
-    FROM iv GROUP BY id
+    SELECT id, start_charge_seq, operator_id, station_pk, station_id, station_name, connector_id, start_time, end_time,
+           coalesce(extract(epoch FROM sum(span) FILTER (WHERE status = 1)), 0) AS free_s,
+           coalesce(extract(epoch FROM sum(span) FILTER (WHERE status = 0)), 0) AS offline_s
+    FROM iv
+    GROUP BY id, start_charge_seq, operator_id, station_pk, station_id, station_name, connector_id, start_time, end_time
 )
-SELECT o.id AS order_id, o.start_charge_seq, o.operator_id, o.station_pk, o.station_id, o.station_name,
-       o.connector_id, o.start_time, o.end_time, coalesce(s.free_s, 0) AS free_s, coalesce(s.offline_s, 0) AS offline_s
-FROM o JOIN s USING (id)
-WHERE coalesce(s.free_s, 0) + coalesce(s.offline_s, 0) > :grace
-ORDER BY o.operator_id, o.start_time, o.id
+SELECT id AS order_id, start_charge_seq, operator_id, station_pk, station_id, station_name, connector_id, start_time,
+       end_time, free_s, offline_s
+FROM s
+WHERE free_s + offline_s > :grace
+ORDER BY operator_id, start_time, id
 """)
 
 
@@ -196,12 +199,12 @@ WITH {scope}, rows AS MATERIALIZED (
 ), runs AS (
     SELECT connector_key AS key, status, at AS since, lead(at) OVER (PARTITION BY connector_key ORDER BY at) AS until
     FROM starts
-), candidates AS (
+), candidates AS MATERIALIZED (
     SELECT r.key, r.status, r.since, r.until, coalesce(r.until, CAST(:b AS timestamptz)) AS upto
     FROM runs r
     WHERE r.status IS NOT NULL AND coalesce(r.until, CAST(:b AS timestamptz)) > :a
       AND coalesce(r.until, CAST(:b AS timestamptz)) - r.since > interval '24 hours'
-), changes AS (
+), changes AS MATERIALIZED (
     SELECT k.station_pk, count(*) FILTER (WHERE r.source IN ('p', 'l')) AS changes,
            count(*) FILTER (WHERE r.source IN ('p', 'l') AND r.status IN (2, 3)) AS use_changes
     FROM rows r JOIN k ON k.key = r.connector_key
