@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -416,3 +416,55 @@ def test_group_commit_through_pgbouncer(engine, sim, city, db_url, tmp_path) -> 
         import shutil
 
         shutil.rmtree(b.directory, ignore_errors=True)
+
+
+def test_a_batch_makes_a_missing_partition(tmp_path) -> None:  # noqa: ANN001
+    """The history has no partition for this month (in a database of its own: the DDL would disturb the
+    shared one): the batch fails on it, the partition is made, the batch stored on the second try."""
+    import secrets
+
+    from sqlalchemy import create_engine
+
+    from services import migrate
+    from services.feed.endpoints import register_operator
+    from services.reliability.partitions import month_of, partition_name
+    from tests.conftest import create_database, drop_database, make_settings
+
+    name = f"zhcharge_gc_{secrets.token_hex(4)}"
+    url = create_database(name)
+    own = create_engine(url)
+    try:
+        migrate.upgrade(own)
+        this = month_of(datetime.now(UTC))
+        with own.begin() as conn:
+            conn.execute(text(f'DROP TABLE IF EXISTS "{partition_name(this)}"'))
+            creds, _ = register_operator(conn, operator_id="GCPART001", name="分区", base_url="http://127.0.0.1:9/x",
+                                         platform_operator_id="MA0000000", operator_secret="s" * 16,
+                                         data_secret="d" * 16, data_iv="i" * 16, sig_secret="g" * 16)
+        receiver = Receiver(own, make_settings(url, tmp_path))
+        try:
+            op = Operator(receiver, creds.as_dict())
+            bodies = [op.envelope(f"GCPARTC{k:02d}", 3) for k in range(8)]
+            # the first push is one stored before (its claim is there): it touches no history while the
+            # seven others queue behind it and go as one batch
+            first = json.loads(bodies[0])
+            with own.begin() as conn:
+                conn.execute(text("INSERT INTO feed_push_seen (operator_id, ts, seq, sig) VALUES (:op, :ts, :seq, :sig)"),
+                             {"op": op.s.operator_id, "ts": datetime.strptime(first["TimeStamp"], "%Y%m%d%H%M%S")
+                              .replace(tzinfo=timezone(timedelta(hours=8))), "seq": first["Seq"], "sig": first["Sig"]})
+            held, threads, (one, rest) = _first_then_batch(own, receiver, [(op, b) for b in bodies])
+            held.release()
+            for t in threads:
+                t.join(60)
+            assert [r[:2] for r in one + rest] == [(200, 0)] * len(bodies)
+            assert receiver.committer.largest == len(bodies) - 1 and receiver.committer.fallbacks == 0
+            with own.connect() as conn:
+                assert conn.execute(text("SELECT count(*) FROM connector_status_history h JOIN connector_status cs "
+                                         "ON cs.id = h.connector_key WHERE cs.operator_id = :op AND h.status = 3"),
+                                    {"op": op.s.operator_id}).scalar() == len(bodies) - 1
+                assert conn.execute(text("SELECT to_regclass(:p) IS NOT NULL"), {"p": partition_name(this)}).scalar()
+        finally:
+            receiver.close()
+    finally:
+        own.dispose()
+        drop_database(name)
