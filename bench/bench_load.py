@@ -10,10 +10,11 @@ exactly as an operator would start it (``ZHCHARGE_PG_DATABASE`` names the databa
 round adds ``--replica`` (``zhcharge db replica``: created, with ``pg_basebackup``, when it does not
 exist, and then removed again, slot and all, so the machine is left as found).
 
-Users are stepped up (``BENCH_LOAD_STEPS``, default 10,20,40,80,160,320), each step a headless
+Users are stepped up (``BENCH_LOAD_STEPS``, default 2,5,10,20,40,80,160), each step a headless
 locust run of ``BENCH_LOAD_STEP_S`` seconds (default 40) after the users have spawned (statistics
-reset then); the ladder stops at the first step with p95 >= 200 ms or an error. Reported: each
-step's requests/s, p50, p95, errors, and the users sustained (the largest step with p95 < 200 ms
+reset then); a step with p95 >= 200 ms or an error is run once more (the machine is shared), and
+the ladder stops at the first step that misses twice. Reported: each step's requests/s, p50, p95,
+errors and slowest kind of request, and the users sustained (the largest step with p95 < 200 ms
 and no error), per server configuration. ``BENCH_LOAD_REPLICA=0`` skips the replica round,
 ``BENCH_LOAD_STATIONS`` picks another size of the national set.
 
@@ -40,7 +41,7 @@ SAMPLE_STATIONS = 5000
 
 
 def _steps() -> list[int]:
-    return [int(s) for s in os.environ.get("BENCH_LOAD_STEPS", "10,20,40,80,160,320").split(",") if s.strip()]
+    return [int(s) for s in os.environ.get("BENCH_LOAD_STEPS", "2,5,10,20,40,80,160").split(",") if s.strip()]
 
 
 def _sample(url: str, path: Path) -> None:
@@ -50,10 +51,10 @@ def _sample(url: str, path: Path) -> None:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
+            conn.execute(text("SELECT setseed(0.18)"))  # the same sample every run
             rows = conn.execute(text(
-                "SELECT id, ST_X(geom) AS lng, ST_Y(geom) AS lat, name, operator_id FROM stations "
-                "TABLESAMPLE SYSTEM (5) REPEATABLE (1) WHERE feed_state = 'active' LIMIT :n"),
-                {"n": SAMPLE_STATIONS}).mappings().all()
+                "SELECT id, ST_X(geom) AS lng, ST_Y(geom) AS lat, name, address, operator_id FROM stations "
+                "WHERE feed_state = 'active' ORDER BY random() LIMIT :n"), {"n": SAMPLE_STATIONS}).mappings().all()
             ops = list(conn.execute(text("SELECT DISTINCT operator_id FROM stations WHERE operator_id LIKE 'GEN%' "
                                          "ORDER BY 1")).scalars())
     finally:
@@ -91,15 +92,23 @@ def _ladder(label: str, url: str, data: Path, work: Path) -> list[dict[str, Any]
     _locust(url, steps[0], 15, data, work / f"{slug}-warmup")  # cold caches: not counted
     out = []
     for users in steps:
-        load = os.getloadavg()[0]
-        r = _locust(url, users, seconds, data, work / f"{slug}-{users}")
-        r["load"] = (load + os.getloadavg()[0]) / 2
+        for attempt in (1, 2):  # a step that misses is run once more: others share the machine
+            load = os.getloadavg()[0]
+            r = _locust(url, users, seconds, data, work / f"{slug}-{users}-{attempt}")
+            r["load"] = (load + os.getloadavg()[0]) / 2
+            r["attempt"] = attempt
+            print(f"   {label}: {users:4d} users  {r['rps']:7.1f} req/s  p50 {r['p50']:5.0f} ms  "
+                  f"p95 {r['p95']:5.0f} ms  errors {r['errors']}  (load {r['load']:.1f})", flush=True)
+            if _passed(r):
+                break
         out.append(r)
-        print(f"   {label}: {users:4d} users  {r['rps']:7.1f} req/s  p50 {r['p50']:5.0f} ms  p95 {r['p95']:5.0f} ms  "
-              f"errors {r['errors']}  (load {r['load']:.1f})", flush=True)
-        if not r["p95"] < TARGET_P95_MS or r["errors"]:
+        if not _passed(r):
             break
     return out
+
+
+def _passed(r: dict[str, Any]) -> bool:
+    return r["p95"] < TARGET_P95_MS and not r["errors"]
 
 
 def _serve_env(database: str) -> dict[str, str | None]:
@@ -109,7 +118,7 @@ def _serve_env(database: str) -> dict[str, str | None]:
 
 
 def _rows(label: str, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    good = [s for s in steps if s["p95"] < TARGET_P95_MS and not s["errors"]]
+    good = [s for s in steps if _passed(s)]
     best = good[-1] if good else None
     rows = [{"benchmark": "load", "metric": f"{label}: users sustained (p95 < 200 ms, 0 errors)",
              "value": best["users"] if best else 0, "unit": "users", "target": "", "ok": None,
@@ -118,10 +127,10 @@ def _rows(label: str, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for s in steps:
         worst = max(s["by_name"].items(), key=lambda kv: kv[1]["p95"] if kv[1]["p95"] == kv[1]["p95"] else 0)
         rows.append({"benchmark": "load", "metric": f"{label}: {s['users']} users", "value": s["p95"], "unit": "ms p95",
-                     "target": f"< {TARGET_P95_MS:.0f}", "ok": s["p95"] < TARGET_P95_MS and not s["errors"],
+                     "target": f"< {TARGET_P95_MS:.0f}", "ok": _passed(s),
                      "note": (f"{s['rps']:.0f} req/s, p50 {s['p50']:.0f} ms, {s['errors']} errors of "
                               f"{s['requests']}; slowest: {worst[0]} p95 {worst[1]['p95']:.0f} ms; "
-                              f"load {s['load']:.1f}")})
+                              f"load {s['load']:.1f}" + ("; second try" if s["attempt"] == 2 else ""))})
     return rows
 
 
@@ -151,13 +160,16 @@ def main() -> list[dict[str, Any]]:
             replica.start()
             print(f"   replica ready in {time.perf_counter() - t0:.0f} s", flush=True)
         try:
-            with AppProcess(workers=2, env=_serve_env(database), args=args, log=work / f"serve-{len(configs) if args else 1}.log",
-                            keep_alive_s=75) as app:
+            log = work / ("serve-replica.log" if args else "serve.log")
+            with AppProcess(workers=2, env=_serve_env(database), args=args, log=log, keep_alive_s=75) as app:
                 if args:
                     import httpx
 
-                    health = httpx.get(f"{app.url}/healthz", timeout=10).json()
-                    assert health.get("reads_from") == "replica", health
+                    deadline = time.monotonic() + 600  # a replica still replaying what others wrote
+                    while (health := httpx.get(f"{app.url}/healthz", timeout=10).json()).get("reads_from") != "replica":
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"the replica serves no reads: {health.get('read_replica')}")
+                        time.sleep(2)
                 steps = _ladder(label, app.url, data, work)
                 if args:
                     reads = httpx.get(f"{app.url}/healthz", timeout=10).json()["read_replica"]["reads"]

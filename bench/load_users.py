@@ -14,8 +14,8 @@ Two kinds of simulated users against ``zhcharge serve``:
   1-3 s apart.
 
 The stations come from ``BENCH_LOAD_DATA`` (a JSON file the runner samples from the benchmark
-database: id, lng, lat, name, operator). Requests are named by kind and zoom band, so locust's
-statistics say which kind is slow.
+database: id, lng, lat, name, address, operator). Requests are named by kind and zoom band, so
+locust's statistics say which kind is slow.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import json
 import math
 import os
 import random
+import re
 
 from locust import HttpUser, between, task
 
@@ -103,8 +104,11 @@ class MapUser(HttpUser):
 
     @task(2)
     def search(self) -> None:
+        """What people type: a place (the address without its number), a station's name without its
+        number, or the first characters of a name."""
         s = random.choice(STATIONS)
-        q = s["name"][:random.choice((2, 4, 6))]
+        q = random.choice((re.sub(r"[0-9]+号?$", "", s["address"] or "") or s["name"][:4],
+                           re.sub(r"[0-9]+$", "", s["name"]), s["name"][:4]))
         self.client.get("/api/v1/stations", params={"q": q, "limit": 10}, name="search q=")
 
     @task(3)

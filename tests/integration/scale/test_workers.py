@@ -128,7 +128,8 @@ def test_login_failures_lock_the_account_on_both_workers(world: dict[str, Any]) 
     a, b = _workers(world["url"], _address())
 
     def attempt(w: Worker, password: str) -> httpx.Response:
-        return w.post("/login", data={"login": user["account_name"], "password": password, "_csrf": csrf_from(w.client)},
+        return w.post("/login", data={"login": user["account_name"], "password": password,
+                                      "_csrf": csrf_from(w.client)},
                       headers={"accept": "text/html"}, follow_redirects=False)
 
     for w in [a, b, a, b][:LOCKOUT_FAILURES]:
