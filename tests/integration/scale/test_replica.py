@@ -331,3 +331,21 @@ def test_the_cli_and_the_serving_helper(world: World, tmp_path) -> None:  # noqa
             assert reads.get("replica") == 1 and world.on_replica.calls("station_search") > 0, reads
     finally:
         assert cli.invoke(main, ["db", "pgbouncer", "stop"], env=env).exit_code == 0
+
+
+def test_a_replica_behind_every_sample_is_not_called_streaming() -> None:
+    """The lag from the monitor's samples of the primary's WAL position (no database needed): a
+    monitor that has just started holds one sample taken a moment ago, and a replica behind it may be
+    disconnected and far behind, so its lag is unknown (state 'starting', no reads) until it replays
+    past a sample or the samples show it beyond the bound."""
+    from services.routing import ReplicaMonitor
+
+    settings = DatabaseSettings(read_max_lag_s=5.0, read_check_s=1.0)
+    m = ReplicaMonitor("postgresql+psycopg2://u:p@127.0.0.1:1/db", "postgresql+psycopg2://u:p@127.0.0.1:2/db", settings)
+    m._samples.append((100.0, 5000))
+    assert m._lag(4000, 100.01) is None  # behind the only sample, taken 10 ms ago: unknown
+    assert m._lag(5000, 100.01) == 0.0  # replayed the newest sample
+    m._samples.append((101.0, 6000))
+    assert m._lag(5500, 101.2) == pytest.approx(1.2)  # past the first sample only: 1.2 s behind
+    assert m._lag(4000, 103.0) is None  # behind both, for at least 3 s: within the bound or not, unknown
+    assert m._lag(4000, 106.0) == pytest.approx(6.0)  # behind both for at least 6 s: beyond the bound
