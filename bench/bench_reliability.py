@@ -92,6 +92,95 @@ def _generate(engine, start: datetime, now: datetime) -> float:  # noqa: ANN001
     return time.perf_counter() - t0
 
 
+ORDERS_PER_CONNECTOR_DAY = 0.5
+
+_ORDERS = text("""
+INSERT INTO charge_orders (operator_id, start_charge_seq, version, latest, digest, connector_id, station_pk,
+                           start_time, end_time, day, total_power, total_elec_money, total_service_money,
+                           total_money, details, confirm_result, raw, received_at)
+SELECT o.operator_id, 'B' || o.n::text, 1, true, md5(o.n::text), o.connector_id, o.station_pk, o.t0, o.t1,
+       CAST(o.t1 AT TIME ZONE 'Asia/Shanghai' AS date), 20, 16, 8, 24, '[]', (random() < 0.02)::int, '{}',
+       o.t1 + random() * interval '120 seconds'
+FROM (
+    SELECT row_number() OVER () AS n, c.operator_id, c.connector_id, c.station_pk, t.t0,
+           t.t0 + (30 + random() * 60) * interval '1 minute' AS t1
+    FROM connectors c
+    CROSS JOIN LATERAL (SELECT CAST(:start AS timestamptz) + random() * (CAST(:end AS timestamptz) - :start) AS t0
+                        FROM generate_series(1, :n) WHERE c.id > 0) t
+) o
+WHERE o.t1 < :end
+""")
+
+
+def _data_quality(engine, row, start: datetime, now: datetime) -> list[dict]:  # noqa: ANN001
+    """Orders over the window (random times, as many as ORDERS_PER_CONNECTOR_DAY), then the city's
+    data-quality table of the current month computed and stored (the job's work), the page's read
+    of the stored month and its six-month trend, and one operator's month computed without the store."""
+    from services.reliability import quality as q
+    from services.reliability.partitions import add_months
+    from services.reliability.window import china_date
+
+    out = []
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        n = conn.execute(_ORDERS, {"start": start, "end": now,
+                                   "n": max(1, round(ORDERS_PER_CONNECTOR_DAY * DAYS))}).rowcount
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE charge_orders"))
+    gen_s = time.perf_counter() - t0
+    month = q.Month(china_date(now).replace(day=1), now)
+    with engine.connect() as conn:
+        changes = conn.execute(text("SELECT count(*) FROM connector_status_history WHERE at >= :a AND at < :b"),
+                               {"a": month.start, "b": month.end}).scalar()
+        n_conn = conn.execute(text("SELECT count(*) FROM connector_status")).scalar()
+    samples = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            table = q.store_month(conn, month)
+        samples.append(time.perf_counter() - t0)
+    best = min(samples)
+    counts = {k: sum(o[k] for o in table["operators"]) for k in ("contradictions", "stuck", "suspect_stations")}
+    out.append(row("city data-quality table of the month, computed and stored", round(best, 2), "s",
+                   "(job, hourly)", None,
+                   f"{n_conn:,} connectors, {changes:,} history rows of {month.label} so far, {n:,} orders over "
+                   f"{DAYS} days (made in {gen_s:.0f} s); {len(table['operators'])} operators, "
+                   f"{len(table['stations']):,} stations; found {counts}; best of {len(samples)}"))
+    samples = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        with engine.begin() as conn:
+            q.month_view(conn, month)
+            q.trend(conn, month)
+        samples.append(time.perf_counter() - t0)
+    p50 = statistics.median(samples)
+    out.append(row("regulators' page data: stored month + 6-month trend", round(p50 * 1000, 1), "ms p50", "(none set)",
+                   None, "months already stored (the job's); a month never computed is computed once on request"))
+    # the month before: as far as the history reaches (its last ~24 days), the job's work once it closed
+    prev = q.Month(add_months(month.first, -1), now)
+    with engine.connect() as conn:
+        changes = conn.execute(text("SELECT count(*) FROM connector_status_history WHERE at >= :a AND at < :b"),
+                               {"a": prev.start, "b": prev.end}).scalar()
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        ptable = q.store_month(conn, prev)
+    took = time.perf_counter() - t0
+    counts = {k: sum(o[k] for o in ptable["operators"]) for k in ("contradictions", "stuck", "suspect_stations")}
+    out.append(row("city data-quality table of the previous month, computed and stored", round(took, 2), "s",
+                   "(job, once closed)", None, f"{changes:,} history rows of {prev.label}; found {counts}"))
+    op = table["operators"][0]["operator_id"]
+    samples = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        with engine.connect() as conn:
+            q.month_table(conn, month, op, stations=True, details=True)
+        samples.append(time.perf_counter() - t0)
+    out.append(row("one operator's month computed without the store", round(min(samples), 2), "s", "(none set)", None,
+                   f"operator {op}, {table['operators'][0]['connectors']:,} connectors: an operator's page when "
+                   "the month was never stored"))
+    return out
+
+
 def main() -> list[dict]:
     from services.reliability.history import station_reliability, status_history
     from services.reliability.profile import occupancy_profile
@@ -226,6 +315,9 @@ def main() -> list[dict]:
         p50, p95 = _ms(timed(raw_only, pks[:40]))
         rows.append(row("one station's reliability, 30 days, history only", p50, "ms p50", "(comparison)", None,
                         f"p95 {p95} ms: the same without the daily aggregates"))
+
+        # 5. the data-quality table (issue 16, item 5): orders over the window, then the city's month
+        rows.extend(_data_quality(engine, row, start, datetime.now(UTC)))
     finally:
         engine.dispose()
         if not (reuse or os.environ.get("ZHCHARGE_BENCH_KEEP")):
