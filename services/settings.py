@@ -31,6 +31,7 @@ __all__ = [
     "ConfigurationError",
     "DEV_SECRET_KEY",
     "DEV_OPERATOR_ID",
+    "upward_operator_id",
 ]
 
 DEV_SECRET_KEY = "dev-only-change-me-zhcharge-secret"
@@ -113,7 +114,7 @@ class AppSettings(BaseSettings):
                                  "(load balancers) whose X-Forwarded-For is believed; default none")
     operator_id: str = Field(default=DEV_OPERATOR_ID, description="our own T/CEC 102 OperatorID (9 characters, "
                              "the organisation code): what we sign our pushes to higher platforms with "
-                             "(ZHCHARGE_OPERATOR_ID); required in prod")
+                             "(ZHCHARGE_OPERATOR_ID); in prod without it nothing is pushed upward")
 
     @property
     def trusted_proxy_list(self) -> list[str]:
@@ -319,7 +320,8 @@ class ConfigurationError(RuntimeError):
 
 def check_production(settings: Settings) -> None:
     """Refuse to run ``ZHCHARGE_ENV=prod`` with a secret key that is unset, the dev default or short,
-    or without our own OperatorID (``ZHCHARGE_OPERATOR_ID``, 9 letters or digits).
+    or with an OperatorID (``ZHCHARGE_OPERATOR_ID``) that is not 9 letters or digits; without one
+    the app runs and pushes nothing to higher platforms (:func:`upward_operator_id`).
 
     >>> s = Settings(app=AppSettings(env="prod", secret_key="x" * 40, operator_id="MA5ZHCITY"))
     >>> check_production(s)
@@ -353,13 +355,26 @@ def check_production(settings: Settings) -> None:
     except ValueError as exc:
         raise ConfigurationError(f"ZHCHARGE_TRUSTED_PROXIES: {exc}") from None
     operator_id = settings.app.operator_id or ""
-    if operator_id == DEV_OPERATOR_ID:
-        raise ConfigurationError("ZHCHARGE_OPERATOR_ID must be set in production (ZHCHARGE_ENV=prod): our "
-                                 "9-character OperatorID (organisation code), which higher platforms know us by")
-    if not re.fullmatch(r"[0-9A-Za-z]{9}", operator_id):
+    if operator_id != DEV_OPERATOR_ID and not re.fullmatch(r"[0-9A-Za-z]{9}", operator_id):
         raise ConfigurationError("ZHCHARGE_OPERATOR_ID must be our 9-character OperatorID (organisation code, "
                                  f"letters and digits) in production (ZHCHARGE_ENV=prod); it is {operator_id[:40]!r}")
 
+
+def upward_operator_id(settings: Settings) -> str | None:
+    """Our OperatorID for pushes to higher platforms, or ``None`` when production has none: the app
+    then starts (a platform that only reads this city needs none) but pushes nothing upward.
+
+    >>> upward_operator_id(Settings(app=AppSettings(env="prod", operator_id="MA5ZHCITY")))
+    'MA5ZHCITY'
+    >>> upward_operator_id(Settings(app=AppSettings(env="prod"))) is None
+    True
+    >>> upward_operator_id(Settings(app=AppSettings(env="dev")))
+    'ZHCHARGE0'
+    """
+    operator_id = settings.app.operator_id or DEV_OPERATOR_ID
+    if operator_id == DEV_OPERATOR_ID and settings.app.env == "prod":
+        return None
+    return operator_id
 
 def load_settings() -> Settings:
     """Read every settings group from the environment now."""

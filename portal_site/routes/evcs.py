@@ -10,6 +10,7 @@ upward status push job (``settings.app.run_scheduler``). Any version segment suc
 
 from __future__ import annotations
 
+import logging
 import re
 
 import anyio.to_thread
@@ -115,9 +116,16 @@ def on_startup(app: Litestar) -> None:
 
 
 def _start_pusher(db: Database, settings: Settings):  # noqa: ANN202 - an ingest.upstream.push.StatusPusher
-    """The upward status push job, on an engine of its own (it never takes the receiver's connections)."""
+    """The upward status push job, on an engine of its own (it never takes the receiver's connections);
+    none in production without our OperatorID (``ZHCHARGE_OPERATOR_ID``), said once in the log."""
     from ingest.upstream.push import StatusPusher
     from services.db import make_engine
+    from services.settings import upward_operator_id
+
+    if upward_operator_id(settings) is None:
+        logging.getLogger("zhcharge.upstream").warning(
+            "ZHCHARGE_OPERATOR_ID is not set: no status pushes to higher platforms (they can still query us)")
+        return None
 
     engine = make_engine(settings.db, url=db.engine.url.render_as_string(hide_password=False), pool_size=2,
                          max_overflow=4, application_name="zhcharge-upstream-push")
