@@ -196,7 +196,10 @@ _SEARCH_DEPS = {"search_params": Provide(_search_params, sync_to_thread=False),
 @get("/stations", sync_to_thread=True, dependencies=_SEARCH_DEPS, summary="Search stations with facets",
      description="Filters: OR within a dimension, AND across dimensions. `facets` maps each dimension to "
                  "`{value, label, label_en, count}`, each count applying every other dimension's filter but not "
-                 "its own. Pages with `next_cursor` (stable while data changes).", tags=["stations"])
+                 "its own. Pages with `next_cursor` (stable while data changes). With `q`, matches are counted "
+                 "exactly up to 2,000 (after the filters); beyond, the answer carries `total_exact: false`, "
+                 "`total` is a lower bound (2,000) and relevance ranks the first 2,001 matches found; facets "
+                 "counted on such a sample carry `facets_exact: false`.", tags=["stations"])
 def list_stations(request: Request, db: Database, settings: Settings, search_params: None,
                   paging_params: None) -> Response[SearchResponse]:
     query = parse_search(request.query_params, settings.search)
@@ -206,6 +209,10 @@ def list_stations(request: Request, db: Database, settings: Settings, search_par
     with db.engine.connect() as conn:
         res = search(conn, query)
     body = {"total": res.total, "items": res.items, "facets": res.facets, "next_cursor": res.next_cursor}
+    if not res.total_exact:  # a text query over the count cap: total is a lower bound
+        body["total_exact"] = False
+    if not res.facets_exact:  # ... and its facets counted on a sample
+        body["facets_exact"] = False
     return _cached(request, etag, body)
 
 

@@ -136,11 +136,17 @@ class Facets(msgspec.Struct):
     payment: list[FacetValue]
 
 
-class SearchResponse(msgspec.Struct):
+class SearchResponse(msgspec.Struct, omit_defaults=True):
     total: int | None
     items: list[StationItem]
     facets: Facets | None
     next_cursor: str | None
+    #: present, and false, only when a text query (``q``) matched more than 2,000 stations after the
+    #: filters: ``total`` is then a lower bound (2,000) and relevance ranks the first 2,001 found
+    total_exact: bool = True
+    #: present, and false, only when a text query's facets were counted on a sample (the first 2,001
+    #: matches a facet counts) rather than on every match
+    facets_exact: bool = True
 
 
 class ConnectorOut(msgspec.Struct):

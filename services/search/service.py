@@ -39,7 +39,7 @@ from services.search.labels import label_facets
 from services.search.query import SearchQuery
 from services.stations.filters import DIMENSIONS, StationFilter
 
-__all__ = ["ITEM_COLUMNS", "ITEM_JOINS", "SearchResult", "bind_params", "extra_preds", "facet_counts", "search", "to_item"]
+__all__ = ["ITEM_COLUMNS", "ITEM_JOINS", "TEXT_CAP", "SearchResult", "bind_params", "extra_preds", "facet_counts", "search", "to_item"]
 
 # dimension -> (column of the grouped row, is an array column)
 _DIM_COLUMN: dict[str, tuple[str, bool]] = {
@@ -79,6 +79,12 @@ class SearchResult:
     items: list[dict[str, Any]]
     facets: dict[str, list[dict[str, Any]]] | None
     next_cursor: str | None
+    #: False when a text query matched more than TEXT_CAP stations (after every filter): then
+    #: ``total`` is a lower bound (TEXT_CAP) and relevance ranks the first TEXT_CAP + 1 matches found
+    total_exact: bool = True
+    #: False when the facets of a text query were counted on a sample: the first TEXT_CAP + 1 of the
+    #: matches a facet counts (those passing every filter but at most one dimension's)
+    facets_exact: bool = True
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -98,7 +104,7 @@ def _sort_sql(q: SearchQuery, *, qm: bool = False) -> tuple[str, str, str]:
     if q.sort == "route":
         return f"ST_LineLocatePoint({_ROUTE}, s.geom)", "ASC", "float8"
     if q.sort == "relevance":
-        return "(1 - qm.sim)::float8", "ASC", "float8"
+        return "(1 - qx.sim)::float8", "ASC", "float8"  # with updated_since (the narrow path ranks qm)
     if q.sort == "price":
         return f"coalesce((s.price_now * 10000)::int, {NO_PRICE4})", "ASC", "int"
     if q.sort == "uptime":  # the 30-day uptime, highest first as an ascending key; stations without one last
@@ -153,7 +159,7 @@ def _narrow_base(flt: StationFilter, a: str = "s", *, qm: bool = False) -> list[
     # bbox, radius and route: the shared filter's own predicates (they only read geom)
     preds += [p for p in flt.base_sql(a, visible=False) if f"{a}.geom" in p]
     if qm:
-        preds.append(f"{a}.id IN (SELECT qm.id FROM qm)")
+        preds.append(f"{a}.id IN (SELECT qx.id FROM qx)")
     return preds
 
 
@@ -172,37 +178,92 @@ def _narrow_params(flt: StationFilter) -> dict[str, Any]:
     return p
 
 
-def _qm_sql(q: SearchQuery) -> str:
-    """The text matches, once per statement, from ``station_text`` (migration 0302), with their
-    relevance: trigram similarity to the name for a Chinese query, to the name's initials for a
-    short ascii one and to its full pinyin for a longer one. A query without cased letters (Chinese, digits) uses LIKE, which
-    compares bytes; ILIKE would case-fold every row first."""
+#: a text query's matches are counted exactly up to this many (after the other filters); beyond it the
+#: total is a lower bound and the facets are counted on the first TEXT_CAP + 1 matches found (issue 18)
+TEXT_CAP = 2000
+
+
+def _text_where(q: SearchQuery) -> str:
+    """The text predicate on ``station_text t``. A query with cased letters (pinyin, initials)
+    matches the stored lower-cased text ``tl`` (migration 0305) with LIKE: in a UTF-8 database
+    ILIKE is exactly ``lower(t) LIKE lower(pattern)``, so the same rows, without lower-casing every
+    candidate. A query without cased letters (Chinese, digits) uses LIKE on ``t``, which compares
+    bytes. Two Chinese characters have no trigram: the bigram index of migration 0304 finds them
+    (the LIKE still decides)."""
     text_q = q.filter.q or ""
-    op = "LIKE" if text_q.lower() == text_q.upper() else "ILIKE"
+    if text_q.lower() != text_q.upper():
+        return "t.tl LIKE lower(:f_q_like)"
+    short = " AND zh_bigrams(t.t) @> ARRAY[CAST(:s_q AS text)]" if len(text_q) == 2 and not text_q.isascii() else ""
+    return f"t.t LIKE :f_q_like{short}"
+
+
+def _rank_sql(q: SearchQuery) -> str:
+    """Relevance: trigram similarity to the name for a Chinese query, to the name's initials for a
+    short ascii one and to its full pinyin for a longer one."""
+    text_q = q.filter.q or ""
     if not text_q.isascii():
-        rank = "t.n"
-    elif len(text_q) <= 5:  # short ascii queries are mostly initials ("xxcd"): rank on the initials
-        rank = "split_part(t.p, ' ', 2)"
-    else:
-        rank = "split_part(t.p, ' ', 1)"
-    # The matches carry their station_search row: the facets and the ranked ids read ``qm`` alone
-    # instead of looking every match up in station_search twice (issue 18: 2.5-10 % of a national
-    # set matches a place or brand name). Two Chinese characters have no trigram: the bigram index
-    # of migration 0304 finds them (the LIKE still decides).
-    short = " AND zh_bigrams(t.t) @> ARRAY[CAST(:s_q AS text)]" if len(text_q) == 2 and not text_q.isascii() \
-        and op == "LIKE" else ""
-    return (f"qm AS MATERIALIZED (SELECT n.*, similarity({rank}, :s_q) AS sim FROM station_text t "
-            f"JOIN station_search n ON n.id = t.id WHERE t.t {op} :f_q_like{short})")
+        return "t.n"
+    if len(text_q) <= 5:  # short ascii queries are mostly initials ("xxcd"): rank on the initials
+        return "split_part(t.p, ' ', 2)"
+    return "split_part(t.p, ' ', 1)"
 
 
-def _facet_sql(q: SearchQuery, *, with_facets: bool) -> str:
+def _facet_sample(q: SearchQuery, with_facets: bool) -> bool:
+    """Whether the facets read their own candidates ``qf`` (selected dimensions: a facet also counts
+    the rows missing its own dimension) rather than ``qm``."""
+    return bool(q.filter.q) and not q.updated_since and with_facets and bool(_narrow_dims(q.filter, "n"))
+
+
+def _qm_sql(q: SearchQuery, *, with_facets: bool) -> str:
+    """The text matches from ``station_text`` (migration 0302) with their ``station_search`` row.
+
+    ``qm``: the matches passing every filter, at most ``TEXT_CAP + 1`` of them, with their relevance
+    ``sim``: the total, the ranked page and (no dimension selected) the facets read it. ``qf`` (a
+    dimension selected, with facets): the matches passing the other filters and missing at most
+    one dimension (the only rows a facet counts), at most ``TEXT_CAP + 1``. Up to the cap each
+    holds every row it stands for, so the answer is exact (every city-size query); a word matching
+    100,000 stations of a national set no longer costs counting and ranking every one of them
+    (issue 18: 2.5-10 % of a national set matches a place or brand name). ``qx``: every match, for
+    pages sorted by something else than relevance (read only when such a page is asked).
+    With ``updated_since`` (facets over ``stations``, every match counted), only ``qx``, with ``sim``."""
+    where = _text_where(q)
+    rank = _rank_sql(q)
+    src = "FROM station_text t JOIN station_search n ON n.id = t.id WHERE"
+    if q.updated_since:
+        return f"qx AS MATERIALIZED (SELECT n.*, similarity({rank}, :s_q) AS sim {src} {where})"
+    flt = q.filter
+    dims = _narrow_dims(flt, "n")
+    base = [where, *[f"({p})" for p in _narrow_base(flt, "n")]]
+    every = " AND ".join([*base, *[f"({p})" for p in dims.values()]])
+    ctes = [f"qm AS MATERIALIZED (SELECT c.*, similarity(c.rk, :s_q) AS sim FROM ("
+            f"SELECT n.*, {rank} AS rk {src} {every} LIMIT {TEXT_CAP + 1}) c)"]
+    if _facet_sample(q, with_facets):
+        one_miss = base + (["(" + " + ".join(f"(CASE WHEN {p} THEN 0 ELSE 1 END)" for p in dims.values()) + ") <= 1"]
+                           if len(dims) > 1 else [])
+        ctes.append(f"qf AS MATERIALIZED (SELECT n.* {src} {' AND '.join(one_miss)} LIMIT {TEXT_CAP + 1})")
+    ctes.append(f"qx AS MATERIALIZED (SELECT n.* {src} {where})")
+    return ", ".join(ctes)
+
+
+def _area_rows(q: SearchQuery, *, items: bool, facets: bool) -> bool:
+    """Whether the facets' rows in a bbox (radius, corridor) also give the page sorted by id: ``bx``
+    holds the area's rows the facets count, with their miss mask; the page is its rows missing
+    nothing, by id. One scan of the area through the GiST index instead of two (issue 18): the
+    page's own plan walked the primary key for LIMIT 21 and read up to 220,000 rows of a national
+    set to find 21 in a city box, or, told to use the GiST index, sorted the box twice."""
+    return (items and facets and q.sort == "id" and not q.filter.q and not q.updated_since
+            and any("s.geom" in p for p in _narrow_base(q.filter)))
+
+
+def _facet_sql(q: SearchQuery, *, with_facets: bool, area: bool = False) -> str:
     """CTEs ``fr`` (facet rows: dim, value, n, label, label_en), or just the total."""
     if q.updated_since:
         return _facet_sql_wide(q, with_facets=with_facets)
     flt = q.filter
     dims = _narrow_dims(flt)
     where = " AND ".join(f"({p})" for p in _narrow_base(flt)) or "TRUE"
-    rows = "qm s" if flt.q else "station_search s"  # the text matches with their narrow rows (_qm_sql)
+    # the text matches with their narrow rows (_qm_sql): qf with facets of a selected dimension
+    rows = ("qf s" if _facet_sample(q, with_facets) else "qm s") if flt.q else "station_search s"
     count = "count(*)"
     if where == "TRUE" and not flt.q:
         # dimensions only: the stations counted by their six codes (migration 0304), a few thousand
@@ -239,6 +300,10 @@ def _facet_sql(q: SearchQuery, *, with_facets: bool) -> str:
     ]
     cols = "op, district, st, scale, ft, pay"
     weight = ", s.n AS w" if count != "count(*)" else ""
+    if area:  # (_area_rows) the area's rows kept for the page
+        return (f"bx AS MATERIALIZED (SELECT s.id, {cols}, {mask} AS m FROM {rows} WHERE {where}), "
+                f"g AS MATERIALIZED (SELECT {cols}, m, count(*) AS n FROM bx GROUP BY {cols}, m), "
+                "fr (dim, value, n, label, label_en) AS (" + " UNION ALL ".join(parts) + ")")
     return (f"g AS MATERIALIZED (SELECT {cols}, m, {'sum(w)' if weight else 'count(*)'} AS n FROM ("
             f"SELECT {cols}, {mask} AS m{weight} FROM {rows} WHERE {where}) r GROUP BY {cols}, m), "
             "fr (dim, value, n, label, label_en) AS (" + " UNION ALL ".join(parts) + ")")
@@ -293,7 +358,7 @@ def _facet_sql_wide(q: SearchQuery, *, with_facets: bool) -> str:
             "fr (dim, value, n, label, label_en) AS (" + " UNION ALL ".join(parts) + ")")
 
 
-def _items_sql(q: SearchQuery, *, knn: bool, keyset: bool) -> str:
+def _items_sql(q: SearchQuery, *, knn: bool, keyset: bool, area: bool = False) -> str:
     use_qm = bool(q.filter.q)
     flt = replace(q.filter, q=None) if use_qm else q.filter
     expr, direction, typ = _sort_sql(q, qm=use_qm)
@@ -303,7 +368,7 @@ def _items_sql(q: SearchQuery, *, knn: bool, keyset: bool) -> str:
         dist = f"ST_Distance(s.geom::geography, {_ROUTE}::geography)"
     else:
         dist = "NULL::float8"
-    qm_join = " JOIN qm ON qm.id = s.id" if use_qm else ""
+    qm_join = " JOIN qx ON qx.id = s.id" if use_qm else ""
     select = f"SELECT {ITEM_COLUMNS}, {expr} AS sort_key, {dist} AS distance_m FROM stations s {ITEM_JOINS}{qm_join}"
     if q.sort == "relevance" and not q.updated_since:
         # rank the matches on the narrow table, then read stations for the page only
@@ -314,6 +379,11 @@ def _items_sql(q: SearchQuery, *, knn: bool, keyset: bool) -> str:
         where = " AND ".join(f"({p})" for p in preds) or "TRUE"
         return (f"ids AS (SELECT n.id, (1 - n.sim)::float8 AS k FROM qm n "
                 f"WHERE {where} ORDER BY k, n.id LIMIT :lim), "
+                f"items AS (SELECT {ITEM_COLUMNS}, ids.k AS sort_key, {dist} AS distance_m FROM stations s "
+                f"{ITEM_JOINS} JOIN ids ON ids.id = s.id ORDER BY ids.k, s.id LIMIT :lim)")
+    if area:  # the facets' rows of the area (_area_rows), those missing no dimension, by id
+        after = " AND n.id > :c_id" if keyset else ""
+        return (f"ids AS (SELECT n.id, n.id AS k FROM bx n WHERE n.m = 0{after} ORDER BY n.id LIMIT :lim), "
                 f"items AS (SELECT {ITEM_COLUMNS}, ids.k AS sort_key, {dist} AS distance_m FROM stations s "
                 f"{ITEM_JOINS} JOIN ids ON ids.id = s.id ORDER BY ids.k, s.id LIMIT :lim)")
     if q.sort in ("id", "price", "uptime") and not q.updated_since:
@@ -364,20 +434,27 @@ def _execute(conn: Connection | Session, q: SearchQuery, *, items: bool, facets:
     keyset = None
     if q.cursor:
         keyset = decode_cursor(q.cursor, q.sort, q.fingerprint())
-    ctes = [_qm_sql(q)] if q.filter.q else []
+    capped = bool(q.filter.q) and not q.updated_since and (facets or q.total or q.sort == "relevance")
+    sampled = _facet_sample(q, facets)
+    area = _area_rows(q, items=items, facets=facets)
+    ctes = [_qm_sql(q, with_facets=facets)] if q.filter.q else []
     if facets or q.total:
-        ctes.append(_facet_sql(q, with_facets=facets))
+        ctes.append(_facet_sql(q, with_facets=facets, area=area))
     else:
         ctes.append("fr (dim, value, n, label, label_en) AS (SELECT NULL::text, NULL::text, NULL::bigint, "
                     "NULL::text, NULL::text WHERE false)")
     if items:
-        ctes.append(_items_sql(q, knn=knn_k > 0, keyset=keyset is not None))
+        ctes.append(_items_sql(q, knn=knn_k > 0, keyset=keyset is not None, area=area))
     sel = ["(SELECT coalesce(json_agg(json_build_array(dim, value, n, label, label_en)), '[]') FROM fr) AS facets"]
     if items:
         _, direction, _ = _sort_sql(q)
         sel.append(f"(SELECT coalesce(json_agg(i ORDER BY i.sort_key {direction}, i.id), '[]') FROM items i) AS items")
         if knn_k:
             sel.append("(SELECT json_build_array(count(*), max(planar)) FROM cand) AS knn")
+    if capped:
+        sel.append("(SELECT count(*) FROM qm) AS qm_n")
+    if sampled:
+        sel.append("(SELECT count(*) FROM qf) AS qf_n")
     stmt = "WITH " + ", ".join(ctes) + " SELECT " + ", ".join(sel)
     params = bind_params(q)
     params["lim"] = q.limit + 1
@@ -394,7 +471,16 @@ def _execute(conn: Connection | Session, q: SearchQuery, *, items: bool, facets:
         if isinstance(key, float) and not math.isfinite(key):
             raise BadRequest("parameter 'cursor' is not a valid cursor", param="cursor")
         params["c_key"], params["c_id"] = key, row_id
-    return dict(conn.execute(text(stmt), params).mappings().one())
+    if not capped:
+        return dict(conn.execute(text(stmt), params).mappings().one())
+    # The capped text candidates stop after TEXT_CAP + 1 rows: parallel workers only add their start
+    # (a Chinese query's LIKE is estimated at a few rows, so the planner gathers a parallel scan; on 2
+    # busy cores it was 30-40 % slower than one process). Off for this statement, then as it was.
+    was = conn.execute(text("SELECT current_setting('max_parallel_workers_per_gather'), "
+                            "set_config('max_parallel_workers_per_gather', '0', true)")).scalar()
+    out = dict(conn.execute(text(stmt), params).mappings().one())  # (on an error the transaction is void)
+    conn.execute(text("SELECT set_config('max_parallel_workers_per_gather', :v, true)"), {"v": was})
+    return out
 
 
 def _use_knn(q: SearchQuery) -> bool:
@@ -425,6 +511,13 @@ def search(conn: Connection | Session, q: SearchQuery, *, items: bool = True) ->
             total = int(n or 0)
         else:
             raw[dim].append((value, int(n), label, label_en))
+    exact = facets_exact = True
+    if row.get("qm_n") is not None:  # a text query: qm holds the matches passing every filter, up to the cap
+        exact = facets_exact = row["qm_n"] <= TEXT_CAP
+        if total is not None:
+            total = min(row["qm_n"], TEXT_CAP)
+    if row.get("qf_n") is not None:
+        facets_exact = row["qf_n"] <= TEXT_CAP
     if q.facets:
         facets = label_facets(raw, q.filter)
     result_items: list[dict[str, Any]] = []
@@ -436,7 +529,8 @@ def search(conn: Connection | Session, q: SearchQuery, *, items: bool = True) ->
             next_cursor = encode_cursor(q.sort, last["sort_key"], last["id"], q.fingerprint())
             rows = rows[: q.limit]
         result_items = [to_item(r, q.crs) for r in rows]
-    return SearchResult(total=total, items=result_items, facets=facets, next_cursor=next_cursor)
+    return SearchResult(total=total, items=result_items, facets=facets, next_cursor=next_cursor, total_exact=exact,
+                        facets_exact=facets_exact if q.facets else True)
 
 
 def facet_counts(conn: Connection | Session, flt: StationFilter) -> tuple[int, dict[str, list[dict[str, Any]]]]:
