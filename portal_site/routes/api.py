@@ -271,8 +271,9 @@ def get_station(request: Request, db: Database, settings: Settings,
 @get("/stations.geojson", sync_to_thread=True, dependencies=_SEARCH_DEPS, tags=["stations"],
      summary="Search results as a GeoJSON FeatureCollection (RFC 7946)",
      description="Same parameters as /stations; `limit` up to `geojson_max_limit`; the next page's cursor "
-                 "is in the foreign member `next_cursor`. RFC 7946 means WGS84; crs=gcj02 is a non-standard "
-                 "convenience for Chinese base maps.", media_type="application/geo+json")
+                 "is in the foreign member `next_cursor` (and `total_exact: false` as in /stations). RFC 7946 "
+                 "means WGS84; crs=gcj02 is a non-standard convenience for Chinese base maps.",
+     media_type="application/geo+json")
 def stations_geojson(request: Request, db: Database, settings: Settings, search_params: None,
                      paging_params: None) -> Response[dict[str, Any]]:
     query = parse_search(request.query_params, settings.search, max_limit=settings.search.geojson_max_limit)
@@ -289,6 +290,8 @@ def stations_geojson(request: Request, db: Database, settings: Settings, search_
         features.append({"type": "Feature", "id": it["id"],
                          "geometry": {"type": "Point", "coordinates": [it["lng"], it["lat"]]}, "properties": props})
     body = {"type": "FeatureCollection", "features": features, "total": res.total, "next_cursor": res.next_cursor}
+    if not res.total_exact:  # as /stations: a text query over the count cap, total is a lower bound
+        body["total_exact"] = False
     return _cached(request, etag, body, "application/geo+json")
 
 

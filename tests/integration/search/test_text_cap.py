@@ -16,8 +16,8 @@ from tests.integration.search.conftest import search_settings
 
 pytestmark = pytest.mark.usefixtures("search_data")
 
-QUERIES = ["changlong", "ChangLong", "XXCD", "xxcd", "gongbei", "Huafa", "chong", "a", "zh", "充电站", "长隆", "拱北",
-           "停车场", "9"]
+QUERIES = ["changlong", "ChangLong", "XXCD", "xxcd", "gongbei", "Huafa", "chong", "a", "zh", "充电站", "长隆",
+           "拱北", "停车场", "9"]
 
 
 def _run(engine, **params: str):  # noqa: ANN001, ANN202
@@ -94,3 +94,5 @@ def test_api_says_when_total_is_a_lower_bound(api, monkeypatch) -> None:  # noqa
     monkeypatch.setattr(service, "TEXT_CAP", 3)
     body = api.get("/api/v1/stations?q=a&limit=5&operator=" + body["facets"]["operator"][0]["value"]).json()
     assert body["total_exact"] is False and body["total"] == 3 and body["facets_exact"] is False
+    fc = api.get("/api/v1/stations.geojson?q=a&limit=5").json()
+    assert fc["total_exact"] is False and fc["total"] == 3
