@@ -32,6 +32,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
 
+from services.errors import BadRequest
 from services.prices.tariff import CHINA_TZ
 from services.reliability import quality as q
 from services.reliability.hours import refresh_open_hours
@@ -249,10 +250,10 @@ def test_parse_month() -> None:
     now = datetime(2026, 12, 6, 8, tzinfo=UTC)
     assert q.parse_month("2026-01", now).first == date(2026, 1, 1)
     for bad in ("2026-1", "2026-13", "26-01", "2026-01-01", "x"):
-        with pytest.raises(q.BadRequest, match="parameter 'month' must be a month"):
+        with pytest.raises(BadRequest, match="parameter 'month' must be a month"):
             q.parse_month(bad, now)
     for out in ("2019-12", "2027-01"):
-        with pytest.raises(q.BadRequest, match="parameter 'month' is out of range"):
+        with pytest.raises(BadRequest, match="parameter 'month' is out of range"):
             q.parse_month(out, now)
 
 
