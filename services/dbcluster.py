@@ -9,6 +9,9 @@ Chinese under ``C``) and keeps its log inside the data directory.
 copy under ``.data/pg-replica`` on the next port, fed through a physical replication slot by the
 role ``zhcharge_replication`` (REPLICATION LOGIN, nothing else; its password in
 ``.data/pg-replication-password``).
+
+Why one file of 500 lines: the cluster and its replica share the server commands run as
+``postgres``, the paths under ``.data/`` and the error texts a first-time user sees.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Pure and deterministic: ``generate_city(seed)`` uses only ``random.Random(seed)`
 string-seeded ``random.Random`` for per-object values), so the same seed always gives the
 same operators, stations, equipment, connectors, secrets and initial statuses.
 
+Why one file of about 600 lines: the generator is one seeded sequence of random draws; splitting it
+would make the order of draws (and so every seeded city the tests rely on) depend on import order.
+
 Positions are GCJ-02, as T/CEC 102 requires, drawn from Gaussian clusters around real Zhuhai
 centres and kept only when they fall on land inside the district polygons (which are GCJ-02).
 """

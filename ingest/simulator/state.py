@@ -4,6 +4,9 @@ Everything runs on one asyncio event loop (the server's), so no locks are needed
 the background change task and the push workers never run at the same time. Prices, charging
 sessions and orders live in ``business`` (:mod:`ingest.simulator.business`), fed by every
 connector status change made here.
+
+Why one file of about 530 lines: it is one object's state on one event loop (tokens, statuses,
+push queue), whose invariants hold only because nothing else touches it.
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ The work is in :mod:`services.subsidy` (``rules``, ``options``, ``applications``
 (another operator's ids are 404) and renders templates. The expected amount of the application
 form is an htmx fragment re-rendered as the form changes.
 
+Why one file of about 640 lines: every handler is a thin form/guard/render shell around one
+service call, and the operators' and regulators' pages of one workflow are read together when the
+workflow changes (the service side is split by responsibility in ``services.subsidy``).
+
 Per-kWh amounts come from the station's reconciled charge orders (``services.subsidy.energy``);
 the operator's ``query_station_stats`` is read through :func:`feed_energy_source` (cached for a few
 minutes per station and period) only to cross-check them on the form and on the application's
