@@ -4,6 +4,7 @@ queries each server ran (pg_stat_statements)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from collections.abc import Iterator
@@ -22,6 +23,9 @@ from services.settings import PROJECT_ROOT, DatabaseSettings
 from tests.conftest import free_port
 
 
+_SEQ = itertools.count()
+
+
 class Pusher:
     """An operator calling the receiver of ``base`` (a URL) with its inbound credentials."""
 
@@ -33,9 +37,8 @@ class Pusher:
         self.token: str | None = None
 
     def envelope(self, data: dict, *, seq: int | None = None, ts: datetime | None = None) -> dict:
-        if seq is None:
-            self.seq += 1
-            seq = self.seq
+        if seq is None:  # one counter for every Pusher of the process: two in one second never share a Seq
+            self.seq = seq = next(_SEQ) % 9999 + 1
         return build_request(self.s.operator_id, data, self.s, timestamp=ts or datetime.now(UTC), seq=seq)
 
     def post(self, client: Any, interface: str, env: dict) -> tuple[Any, Any]:
