@@ -9,6 +9,7 @@ while the database is up, and nothing is stored: no status row, no replay record
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import secrets
 import string
@@ -84,8 +85,13 @@ JUNK = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_v
 FIELDS = ("OperatorID", "Data", "TimeStamp", "Seq", "Sig")
 
 
+_SEQ = itertools.count(secrets.randbelow(9999))
+
+
 def _valid(op: Secrets, data: object) -> dict:
-    return build_request(op.operator_id, data, op, timestamp=datetime.now(UTC), seq=secrets.randbelow(9999) + 1)
+    """A valid envelope; Seqs count up (random ones collided within a second now and then, and the
+    receiver rightly refused the second as a replay)."""
+    return build_request(op.operator_id, data, op, timestamp=datetime.now(UTC), seq=next(_SEQ) % 9999 + 1)
 
 
 @st.composite
