@@ -75,15 +75,6 @@ def iter_items(conn: Any, *, batch: int = 2000) -> Iterator[list[dict[str, Any]]
     return iter_matches(conn, all_stations(), batch=batch)
 
 
-def _iso_times(item: dict[str, Any]) -> dict[str, Any]:
-    """Times written as the open API writes them (``isoformat()``: ``+00:00``, not ``Z``).
-
-    >>> _iso_times({"updated_at": datetime(2026, 12, 6, 1, 2, 3, tzinfo=UTC), "id": 1})
-    {'updated_at': '2026-12-06T01:02:03+00:00', 'id': 1}
-    """
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in item.items()}
-
-
 def feature(item: dict[str, Any]) -> dict[str, Any]:
     """An item as the GeoJSON feature ``/api/v1/stations.geojson`` makes of it.
 
@@ -117,7 +108,7 @@ class GeoJsonWriter:
         return _ENCODER.encode(meta)[:-1] + b',"features":['
 
     def batch(self, items: Sequence[dict[str, Any]]) -> bytes:
-        parts = [_ENCODER.encode(feature(_iso_times(it))) for it in items]
+        parts = [_ENCODER.encode(feature(it)) for it in items]
         out = (b"," if self.count and parts else b"") + b",".join(parts)
         self.count += len(parts)
         return out

@@ -556,7 +556,26 @@ def to_item(r: dict[str, Any], crs: str = "wgs84") -> dict[str, Any]:
     r["fees"] = {"electricity_fee": r.pop("electricity_fee"), "service_fee": r.pop("service_fee"),
                  "park_fee": r.pop("park_fee")}
     r["hours"] = r.pop("busine_hours")
-    up4, last = r.pop("rel_up4"), r.pop("rel_last_fault_at")  # services.reliability.summary; times as JSON has them
+    r["updated_at"] = api_time(r.get("updated_at"))
+    up4, last = r.pop("rel_up4"), r.pop("rel_last_fault_at")  # services.reliability.summary
     r["reliability"] = {"uptime_30d": None if up4 is None else up4 / 10000, "faults_30d": r.pop("rel_faults") or 0,
-                        "last_fault_at": last.astimezone(UTC).isoformat() if isinstance(last, datetime) else last}
+                        "last_fault_at": api_time(last)}
     return r
+
+
+def api_time(value: datetime | str | None) -> str | None:
+    """A time as every item writes it, whether it came as a row's datetime or as PostgreSQL's JSON
+    text of one (the list reads items through ``json_agg``, which drops trailing zeros of the
+    microseconds): ISO 8601 in UTC, six digits of microseconds when there are any.
+
+    >>> api_time("2026-12-06T11:34:51.44964+00:00")
+    '2026-12-06T11:34:51.449640+00:00'
+    >>> api_time(datetime.fromisoformat("2026-12-06T19:34:51.44964+08:00"))
+    '2026-12-06T11:34:51.449640+00:00'
+    >>> api_time(None) is None
+    True
+    """
+    if value is None:
+        return None
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.astimezone(UTC).isoformat()
