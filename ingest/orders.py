@@ -1,8 +1,9 @@
 """The receiver's side of T/CEC 102 part 3: ``notification_charge_order_info`` and
 ``check_charge_orders`` pushed by an operator.
 
-An order is read, checked and stored by :mod:`services.orders.store` (the envelope's replay claim
-in ``feed_push_seen`` and the insert in one atomic statement); a reconciliation is one transaction
+An order is read here, then checked and stored by :mod:`services.orders.store` with the orders
+pushed at the same time (the envelope's replay claim in ``feed_push_seen`` and the insert in one
+atomic statement); a reconciliation is one transaction
 (:mod:`services.orders.reconcile`). Only after the commit is the answer sent, so an order that could
 not be stored is never acknowledged. Data that cannot be read is Ret 4004 with a Msg
 naming the field, and nothing is stored. A resend of the same envelope, or of the same order in a
@@ -20,7 +21,7 @@ from ingest.errors import ProtocolError, Ret
 from ingest.replay import claim_envelope
 from services.orders.checks import OrderInvalid, read_order
 from services.orders.reconcile import read_check, reconcile
-from services.orders.store import SeqReused, check_for_store, store_checked, stored_order
+from services.orders.store import PendingOrder, SeqReused, check_and_store, stored_order
 
 __all__ = ["ORDER_INTERFACES", "charge_order", "check_orders"]
 
@@ -33,20 +34,24 @@ def _business(exc: OrderInvalid) -> ProtocolError:
 
 def charge_order(engine: Engine, operator_id: str, parsed: Any, committer: Any = None) -> dict[str, Any]:
     """Store one finished order; the answer's Data: StartChargeSeq, ConnectorID, ConfirmResult.
-    Read and checked first (the connector's context: one query, or none when cached), then stored by
-    ``zh_store_order`` on the receiver's autocommit engine (atomic, its own transaction), or with the
-    orders arriving at the same time in one statement and one commit through ``committer``
-    (:class:`ingest.group_commit.GroupCommitter`); answered only after that commit."""
+    Read here; checked against the connector's context and stored by
+    :func:`services.orders.store.check_and_store`, with the orders arriving at the same time (one
+    context query, one statement and one commit) through ``committer``
+    (:class:`ingest.group_commit.GroupCommitter`), else alone on the receiver's autocommit
+    ``engine``; answered only after that commit."""
     try:
         order = read_order(parsed.data)
     except OrderInvalid as exc:
         raise _business(exc) from None
-    with engine.connect() as conn:
-        params, verdict = check_for_store(conn, operator_id, order, parsed.data, datetime.now(UTC), envelope=parsed)
-        if committer is None:
-            out = store_checked(conn, params)
+    pending = PendingOrder(operator_id, order, parsed.data, parsed, datetime.now(UTC))
     if committer is not None:
-        out = committer.store(params)  # no connection held while waiting for the batch's commit
+        result = committer.store(pending)  # no connection held while the batch is checked and stored
+    else:
+        with engine.connect() as conn:
+            (result,) = check_and_store(conn, [pending])
+    if isinstance(result, Exception):
+        raise result
+    out, verdict = result
     try:
         stored = stored_order(out, verdict)
     except SeqReused:

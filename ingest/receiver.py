@@ -64,7 +64,7 @@ from ingest.replay import claim_envelope
 from ingest.retention import prune  # re-exported: it lived here before ingest.retention
 from ingest.store import store_station_infos
 from services.db import connect_args, is_disconnect, make_engine
-from services.orders.store import store_checked, store_checked_batch
+from services.orders.store import PendingOrder, check_and_store
 from services.reliability.partitions import ensure_partitions, is_missing_partition
 from services.settings import Settings
 from services.stations.summary import bump_version, refresh_station_summaries
@@ -113,15 +113,19 @@ class Receiver:
             settings.db, url=engine.url,
             connect_args=connect_args(settings.db, application_name="zhcharge-receiver", statement_timeout_ms=5000,
                                       connect_timeout=3),
-            pool_pre_ping=False, pool_reset_on_return=None, isolation_level="AUTOCOMMIT", pool_recycle=-1)
+            pool_pre_ping=False, pool_reset_on_return=None, isolation_level="AUTOCOMMIT", pool_recycle=-1,
+            # a fixed pool: request threads beyond it wait for a connection rather than open one
+            # (an overflow connection was opened and closed per request under load: SCRAM and a
+            # backend start each time, more CPU than the push itself)
+            pool_size=settings.db.pool_size + settings.db.max_overflow, max_overflow=0, pool_timeout=10)
         self.committer: GroupCommitter | None = None
         self.order_committer: GroupCommitter | None = None
         if group_commit:
             self.committer = GroupCommitter(self.push_engine, self._push_status_alone,
                                             on_missing_partition=self._make_partitions,
                                             is_missing_partition=is_missing_partition)
-            self.order_committer = GroupCommitter(self.push_engine, self._order_alone, batch=store_checked_batch,
-                                                  sort_key=lambda p: (p["op"], p["seq"]), max_batch=128,
+            self.order_committer = GroupCommitter(self.push_engine, self._order_alone, batch=check_and_store,
+                                                  sort_key=lambda p: p.lock_order, max_batch=128,
                                                   name="zhcharge-order-commit")
         self._lock = threading.Lock()
         self._secrets: dict[str, tuple[_Inbound | None, float]] = {}
@@ -338,9 +342,9 @@ class Receiver:
             self._make_partitions()
             return self._push_status(args)
 
-    def _order_alone(self, params: dict) -> tuple:
+    def _order_alone(self, pending: PendingOrder) -> tuple | Exception:
         with self.push_engine.connect() as conn:
-            return store_checked(conn, params)
+            return check_and_store(conn, [pending])[0]
 
     def _make_partitions(self) -> None:
         with self.engine.begin() as conn:

@@ -12,9 +12,9 @@ stores the order with its verdict:
 
 Two round trips: one query reads the connector and its tariff history, ``zh_store_order``
 (``sql/functions/order_store.sql``) does the replay claim, lock, duplicate check, versioning and
-insert in one statement. The receiver splits the two (:func:`check_for_store`, then
-:func:`store_checked` or, with concurrent orders, :func:`store_checked_batch`: ``zh_store_orders``
-stores a batch in one statement and one commit).
+insert in one statement. The receiver stores the orders pushed at the same time together
+(:func:`check_and_store`: their contexts in one query, then ``zh_store_orders``, one statement and
+one commit for the batch).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from services.prices.store import WRITES as tariff_writes
 from services.prices.store import TariffVersion, in_force
 from services.prices.tariff import Tariff
 
-__all__ = ["SeqReused", "StoredOrder", "check_for_store", "details_json", "store_checked", "store_checked_batch",
-           "store_order", "stored_order"]
+__all__ = ["PendingOrder", "SeqReused", "StoredOrder", "cached_context", "check_and_store", "check_for_store", "contexts",
+           "details_json", "store_checked", "store_checked_batch", "store_order", "stored_order"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,17 @@ LEFT JOIN equipment e ON e.id = c.equipment_pk
 LEFT JOIN connector_tariffs v ON v.operator_id = %(op)s AND v.connector_id = %(c)s
 LEFT JOIN tariffs t ON t.id = v.tariff_id
 ORDER BY v.first_seen_at, v.id
+"""
+_CONTEXTS_SQL = """
+SELECT k.i, c.power_kw, c.station_pk, s.station_id, e.equipment_id,
+       v.id AS version_id, v.tariff_id, t.periods, v.source, v.problems, v.first_seen_at, v.last_seen_at, v.valid_to
+FROM unnest(%(ops)s::text[], %(cs)s::text[]) WITH ORDINALITY AS k(op, c, i)
+LEFT JOIN connectors c ON c.operator_id = k.op AND c.connector_id = k.c
+LEFT JOIN stations s ON s.id = c.station_pk
+LEFT JOIN equipment e ON e.id = c.equipment_pk
+LEFT JOIN connector_tariffs v ON v.operator_id = k.op AND v.connector_id = k.c
+LEFT JOIN tariffs t ON t.id = v.tariff_id
+ORDER BY k.i, v.first_seen_at, v.id
 """
 _STORE = """
 SELECT outcome, confirm_result, version FROM zh_store_order(
@@ -136,20 +147,93 @@ CONTEXT_TTL_S = 5.0
 _CONTEXTS: dict[tuple[str, str], tuple[float, int, list[Any]]] = {}
 
 
+def cached_context(operator_id: str, connector_id: str) -> list[Any] | None:
+    """This connector's context from the cache, if it is there and current; pass it to
+    :func:`check_for_store` as ``context`` and no connection is needed."""
+    hit = _CONTEXTS.get((operator_id, connector_id))
+    return hit[2] if hit is not None and hit[0] > time.monotonic() and hit[1] == tariff_writes[0] else None
+
+
+def _remember(key: tuple[str, str], rows: list[_Context], now: float, writes: int) -> None:
+    if rows[0].power_kw is not None:  # never an unknown connector: it may be synced any moment
+        if len(_CONTEXTS) > 100_000:
+            _CONTEXTS.clear()
+        _CONTEXTS[key] = (now + CONTEXT_TTL_S, writes, rows)
+
+
 def _context(conn: Any, operator_id: str, connector_id: str) -> list[Any]:
     """The connector and its tariff history (cached; never for an unknown connector, and dropped
     when this process stored tariffs since)."""
-    key = (operator_id, connector_id)
-    now = time.monotonic()
-    hit = _CONTEXTS.get(key)
-    if hit is not None and hit[0] > now and hit[1] == tariff_writes[0]:
-        return hit[2]
-    rows = [_Context(*r) for r in _rows(conn, _CONTEXT, {"op": operator_id, "c": connector_id})]
-    if rows[0].power_kw is not None:
-        if len(_CONTEXTS) > 100_000:
-            _CONTEXTS.clear()
-        _CONTEXTS[key] = (now + CONTEXT_TTL_S, tariff_writes[0], rows)
+    rows = cached_context(operator_id, connector_id)
+    if rows is None:
+        writes = tariff_writes[0]
+        rows = [_Context(*r) for r in _rows(conn, _CONTEXT, {"op": operator_id, "c": connector_id})]
+        _remember((operator_id, connector_id), rows, time.monotonic(), writes)
     return rows
+
+
+def contexts(conn: Any, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+    """:func:`_context` of many connectors (operator, connector) at once: the cached ones from the
+    cache, the others in one query."""
+    found: dict[tuple[str, str], list[Any]] = {}
+    missing = []
+    for key in keys:
+        rows = cached_context(*key)
+        if rows is None:
+            missing.append(key)
+        else:
+            found[key] = rows
+    if missing:
+        writes = tariff_writes[0]
+        read: list[list[_Context]] = [[] for _ in missing]
+        for r in _rows(conn, _CONTEXTS_SQL, {"ops": [k[0] for k in missing], "cs": [k[1] for k in missing]}):
+            read[r[0] - 1].append(_Context(*r[1:]))
+        now = time.monotonic()
+        for key, rows in zip(missing, read, strict=True):
+            found[key] = rows
+            _remember(key, rows, now, writes)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class PendingOrder:
+    """An order read from a push, to be checked and stored (by :func:`check_and_store`)."""
+
+    operator_id: str
+    order: Order
+    raw: Any
+    envelope: Any
+    now: datetime
+
+    @property
+    def lock_order(self) -> tuple[str, str]:
+        """The order of a batch: concurrent batches lock the same orders in the same order."""
+        return self.operator_id, self.order.seq
+
+
+def check_and_store(conn: Any, pending: list[PendingOrder]) -> list[tuple[tuple, Verdict] | Exception]:
+    """Check and store orders pushed at the same time: their contexts in one query (or none, cached),
+    the checks, and one statement storing them all (``zh_store_orders``: one transaction on an
+    autocommit ``conn``). For each order ``(zh_store_order's result, verdict)``, or the exception its
+    check raised (that order is not stored; the others are)."""
+    known = contexts(conn, {(p.operator_id, p.order.connector_id) for p in pending})
+    results: list[Any] = [None] * len(pending)
+    checked: list[tuple[int, dict[str, Any], Verdict]] = []
+    for i, p in enumerate(pending):
+        try:
+            params, verdict = check_for_store(None, p.operator_id, p.order, p.raw, p.now, envelope=p.envelope,
+                                              context=known[(p.operator_id, p.order.connector_id)])
+        except Exception as exc:  # noqa: BLE001 - that order's own error, handed back to its request
+            results[i] = exc
+            continue
+        checked.append((i, params, verdict))
+    if len(checked) == 1:
+        outs = [store_checked(conn, checked[0][1])]
+    else:
+        outs = store_checked_batch(conn, [c[1] for c in checked]) if checked else []
+    for (i, _params, verdict), out in zip(checked, outs, strict=True):
+        results[i] = (out, verdict)
+    return results
 
 
 class SeqReused(Exception):
@@ -167,10 +251,10 @@ def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: dateti
 
 
 def check_for_store(conn: Any, operator_id: str, order: Order, raw: Any, now: datetime, *,
-                    envelope: Any) -> tuple[dict[str, Any], Verdict]:
+                    envelope: Any, context: list[Any] | None = None) -> tuple[dict[str, Any], Verdict]:
     """The first half of :func:`store_order`: the checks against what we know (one query, or none
-    when the connector's context is cached), and ``zh_store_order``'s arguments by name."""
-    rows = _context(conn, operator_id, order.connector_id)
+    when the connector's context is cached or given), and ``zh_store_order``'s arguments by name."""
+    rows = context if context is not None else _context(conn, operator_id, order.connector_id)
     first = rows[0]
     connector = (ConnectorRef(Decimal(first.power_kw), first.station_id, first.equipment_id)
                  if first.power_kw is not None else None)
