@@ -10,50 +10,24 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import text
 
-from ingest.protocol import Ret, Secrets, build_request, parse_response, sign
+from ingest.protocol import Ret, sign
 from ingest.sync import sync_all
 from services.stations.summary import data_version
+from tests import pushing
 
 from .conftest import ServerThread, forget_operators, make_sim, register_sim
 
 
-def _secrets(creds: dict) -> Secrets:
-    return Secrets(creds["operator_id"], creds["operator_secret"], creds["data_secret"], creds["data_iv"],
-                   creds["sig_secret"])
+_secrets = pushing.secrets_of  # test_group_commit's
 
 
-class Pusher:
-    """An operator calling our receiver with the inbound credentials."""
+class Pusher(pushing.Pusher):
+    """The shared :class:`tests.pushing.Pusher` bound to a test client, called ``Pusher(tc, creds)``
+    (so here and by test_status_history); :meth:`post` takes the client first and sends the Pusher's
+    token unless told ``token=`` (None: none)."""
 
     def __init__(self, client, creds: dict, version: str = "v20160701") -> None:  # noqa: ANN001
-        self.client = client
-        self.s = _secrets(creds)
-        self.version = version
-        self.seq = 0
-        self.token: str | None = None
-
-    def envelope(self, data: dict, *, seq: int | None = None, ts: datetime | None = None) -> dict:
-        if seq is None:
-            self.seq += 1
-            seq = self.seq
-        return build_request(self.s.operator_id, data, self.s, timestamp=ts or datetime.now(UTC), seq=seq)
-
-    def post(self, interface: str, env: dict, token: str | None = None):  # noqa: ANN201
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        resp = self.client.post(f"/evcs/{self.version}/{interface}", json=env, headers=headers)
-        return resp, parse_response(resp.content, self.s) if resp.content else None
-
-    def get_token(self) -> str:
-        _, r = self.post("query_token", self.envelope({"OperatorID": self.s.operator_id,
-                                                       "OperatorSecret": self.s.operator_secret}))
-        assert r.ret == 0 and r.data["SuccStat"] == 0 and r.data["TokenAvailableTime"] > 0
-        self.token = r.data["AccessToken"]
-        return self.token
-
-    def status(self, connector_id: str, status: int, **kw: object):  # noqa: ANN201
-        env = self.envelope({"ConnectorStatusInfo": {"ConnectorID": connector_id, "Status": status,
-                                                     "ParkStatus": 10, "LockStatus": 10}}, **kw)
-        return self.post("notification_stationStatus", env, self.token)
+        super().__init__(creds, client=client, version=version)
 
 
 @pytest.fixture()
@@ -123,7 +97,6 @@ def test_token_and_status_push_update_the_station(engine, sim, synced, tc) -> No
     # another version segment is accepted too
     p2 = Pusher(tc, synced[op], version="v20161110")
     p2.token = p.token
-    p2.seq = 100
     resp, r = p2.status(cid, 1)
     assert r.ret == 0
     assert _station(engine, pk)["connectors_free"] == before["connectors_free"]
@@ -132,9 +105,9 @@ def test_token_and_status_push_update_the_station(engine, sim, synced, tc) -> No
 def test_token_refusals(engine, sim, synced, tc) -> None:
     op = sim.operator_ids[0]
     p = Pusher(tc, synced[op])
-    _, r = p.post("query_token", p.envelope({"OperatorID": op, "OperatorSecret": "wrong-secret-123"}))
+    _, r = p.post(tc, "query_token", p.envelope({"OperatorID": op, "OperatorSecret": "wrong-secret-123"}))
     assert r.ret == 0 and r.data["SuccStat"] == 1 and r.data["FailReason"] == 2 and not r.data["AccessToken"]
-    _, r = p.post("query_token", p.envelope({"OperatorID": "MA0000000", "OperatorSecret": p.s.operator_secret}))
+    _, r = p.post(tc, "query_token", p.envelope({"OperatorID": "MA0000000", "OperatorSecret": p.s.operator_secret}))
     assert r.data["SuccStat"] == 1 and r.data["FailReason"] == 1
 
 
@@ -145,13 +118,13 @@ def test_ret_codes(engine, sim, synced, tc) -> None:
     # 4001: signature
     env = p.envelope({"ConnectorStatusInfo": {"ConnectorID": cid, "Status": 1}})
     env["Sig"] = sign("not-the-right-key", env["OperatorID"], env["Data"], env["TimeStamp"], env["Seq"])
-    _, r = p.post("notification_stationStatus", env, token)
+    _, r = p.post(tc, "notification_stationStatus", env)
     assert r.ret == Ret.SIGNATURE
     # 4002: token missing, unknown, expired, issued to someone else
     env = p.envelope({"ConnectorStatusInfo": {"ConnectorID": cid, "Status": 1}})
-    assert p.post("notification_stationStatus", env)[1].ret == Ret.TOKEN
+    assert p.post(tc, "notification_stationStatus", env, token=None)[1].ret == Ret.TOKEN
     env = p.envelope({"ConnectorStatusInfo": {"ConnectorID": cid, "Status": 1}})
-    assert p.post("notification_stationStatus", env, "F" * 32)[1].ret == Ret.TOKEN
+    assert p.post(tc, "notification_stationStatus", env, token="F" * 32)[1].ret == Ret.TOKEN
     with engine.begin() as conn:
         import hashlib
 
@@ -159,23 +132,23 @@ def test_ret_codes(engine, sim, synced, tc) -> None:
                      {"h": hashlib.sha256(b"EXPIRED" * 4).hexdigest(), "op": op,
                       "e": datetime.now(UTC) - timedelta(seconds=1)})
     env = p.envelope({"ConnectorStatusInfo": {"ConnectorID": cid, "Status": 1}})
-    _, r = p.post("notification_stationStatus", env, "EXPIRED" * 4)
+    _, r = p.post(tc, "notification_stationStatus", env, token="EXPIRED" * 4)
     assert r.ret == Ret.TOKEN and "expired" in r.msg
     other = Pusher(tc, synced[sim.operator_ids[1]])
     env = other.envelope({"ConnectorStatusInfo": {"ConnectorID": cid, "Status": 1}})
-    assert other.post("notification_stationStatus", env, token)[1].ret == Ret.TOKEN
+    assert other.post(tc, "notification_stationStatus", env, token=token)[1].ret == Ret.TOKEN
     # 4003: envelope
     env = p.envelope({"ConnectorStatusInfo": {"ConnectorID": cid, "Status": 1}})
     del env["Seq"]
-    _, r = p.post("notification_stationStatus", env, token)
+    _, r = p.post(tc, "notification_stationStatus", env)
     assert r.ret == Ret.ENVELOPE and "Seq" in r.msg
     env = p.envelope({"ConnectorStatusInfo": {"ConnectorID": cid, "Status": 1}})
     env["TimeStamp"] = str(int(time.time() * 1000))
-    _, r = p.post("notification_stationStatus", env, token)
+    _, r = p.post(tc, "notification_stationStatus", env)
     assert r.ret == Ret.ENVELOPE and "millisecond" in r.msg
     env = p.envelope({"ConnectorStatusInfo": {"ConnectorID": cid, "Status": 1}},
                      ts=datetime.now(UTC) - timedelta(hours=2))
-    _, r = p.post("notification_stationStatus", env, token)
+    _, r = p.post(tc, "notification_stationStatus", env)
     assert r.ret == Ret.ENVELOPE and "away from the server clock" in r.msg
     resp = tc.post("/evcs/v20160701/notification_stationStatus", content=b"not json",
                    headers={"Authorization": f"Bearer {token}"})
@@ -183,7 +156,7 @@ def test_ret_codes(engine, sim, synced, tc) -> None:
     resp = tc.post("/evcs/v20160701/notification_stationStatus", json={**env, "OperatorID": "MAUNKNOWN"})
     assert resp.json()["Ret"] == Ret.ENVELOPE and "unknown OperatorID" in resp.json()["Msg"]
     # 4004: business data
-    _, r = p.post("notification_stationStatus", p.envelope({"Nothing": 1}), token)
+    _, r = p.post(tc, "notification_stationStatus", p.envelope({"Nothing": 1}))
     assert r.ret == Ret.BUSINESS
     _, r = p.status(cid, 42)
     assert r.ret == Ret.BUSINESS and "Status" in r.msg
@@ -197,17 +170,17 @@ def test_replay_protection(engine, sim, synced, tc) -> None:
     p.get_token()
     ts = datetime.now(UTC)
     env = p.envelope({"ConnectorStatusInfo": {"ConnectorID": cid, "Status": 3}}, seq=7, ts=ts)
-    _, r = p.post("notification_stationStatus", env, p.token)
+    _, r = p.post(tc, "notification_stationStatus", env)
     assert r.ret == 0
     first = _status(engine, op, cid)
     free = _station(engine, pk)["connectors_free"]
     # the very same envelope again (a retry whose answer was lost): acknowledged, nothing changes
-    _, r = p.post("notification_stationStatus", env, p.token)
+    _, r = p.post(tc, "notification_stationStatus", env)
     assert r.ret == 0 and r.data == {"Status": 0}
     assert _status(engine, op, cid) == first and _station(engine, pk)["connectors_free"] == free
     # a different notification reusing the operator + second + Seq: refused, not stored
     env2 = p.envelope({"ConnectorStatusInfo": {"ConnectorID": cid, "Status": 1}}, seq=7, ts=ts)
-    _, r = p.post("notification_stationStatus", env2, p.token)
+    _, r = p.post(tc, "notification_stationStatus", env2)
     assert r.ret == Ret.ENVELOPE and "Seq 0007" in r.msg
     assert _status(engine, op, cid)["status"] == 3
 
@@ -219,13 +192,13 @@ def test_station_info_push(engine, sim, synced, tc) -> None:
     p.get_token()
     info = op.stations[0].info()
     info["StationName"] = "推送更新的充电站"
-    _, r = p.post("notification_stationInfo", p.envelope({"StationInfo": info}), p.token)
+    _, r = p.post(tc, "notification_stationInfo", p.envelope({"StationInfo": info}))
     assert r.ret == 0 and r.data == {"Status": 0}
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM stations WHERE operator_id = :op AND station_id = :sid"),
                             {"op": op_id, "sid": info["StationID"]}).scalar() == "推送更新的充电站"
     bad = dict(info, StationID="PUSHED0001", StationLng="not a number")
-    _, r = p.post("notification_stationInfo", p.envelope(bad), p.token)
+    _, r = p.post(tc, "notification_stationInfo", p.envelope(bad))
     assert r.ret == Ret.BUSINESS and "stored as rejected" in r.msg
     with engine.connect() as conn:
         row = conn.execute(text("SELECT feed_state, reject_reason FROM stations WHERE operator_id = :op "

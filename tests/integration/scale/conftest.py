@@ -1,14 +1,12 @@
 """Scale-out fixtures: a private primary with a real streaming replica, an operator pushing envelopes
-it builds itself (so a test chooses which server, or which worker, each one reaches), and the
-queries each server ran (pg_stat_statements)."""
+it builds itself (:class:`tests.pushing.Pusher`, given the client per call: a test chooses which
+server, or which worker, each one reaches), and the queries each server ran (pg_stat_statements)."""
 
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,46 +14,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from ingest.protocol import Secrets, build_request, parse_response
 from services import migrate
 from services.dbcluster import Cluster, ClusterError, Replica
 from services.settings import PROJECT_ROOT, DatabaseSettings
+from tests import pushing
 from tests.conftest import free_port
 
-
-_SEQ = itertools.count()
-
-
-class Pusher:
-    """An operator calling the receiver of ``base`` (a URL) with its inbound credentials."""
-
-    def __init__(self, creds: dict, version: str = "v20160701") -> None:
-        self.s = Secrets(creds["operator_id"], creds["operator_secret"], creds["data_secret"], creds["data_iv"],
-                         creds["sig_secret"])
-        self.version = version
-        self.seq = 0
-        self.token: str | None = None
-
-    def envelope(self, data: dict, *, seq: int | None = None, ts: datetime | None = None) -> dict:
-        if seq is None:  # one counter for every Pusher of the process: two in one second never share a Seq
-            self.seq = seq = next(_SEQ) % 9999 + 1
-        return build_request(self.s.operator_id, data, self.s, timestamp=ts or datetime.now(UTC), seq=seq)
-
-    def post(self, client: Any, interface: str, env: dict) -> tuple[Any, Any]:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        resp = client.post(f"/evcs/{self.version}/{interface}", json=env, headers=headers)
-        return resp, (parse_response(resp.content, self.s) if resp.content else None)
-
-    def get_token(self, client: Any) -> str:
-        _, r = self.post(client, "query_token", self.envelope({"OperatorID": self.s.operator_id,
-                                                               "OperatorSecret": self.s.operator_secret}))
-        assert r.ret == 0 and r.data["SuccStat"] == 0, r
-        self.token = r.data["AccessToken"]
-        return self.token
-
-    def status_envelope(self, connector_id: str, status: int, **kw: Any) -> dict:
-        return self.envelope({"ConnectorStatusInfo": {"ConnectorID": connector_id, "Status": status,
-                                                      "ParkStatus": 10, "LockStatus": 10}}, **kw)
+Pusher = pushing.Pusher  # the scale tests import it from here
 
 
 def free_ports(n: int) -> list[int]:
