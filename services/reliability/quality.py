@@ -1,6 +1,7 @@
 """The data-quality table (issue 16, item 5): per operator (and station) and China month, freshness,
 push delay, the feed-truth counts of :mod:`services.reliability.truth` (contradictions, stuck
-connectors, suspect stations, archive differences), rejected records and uptime
+connectors, suspect stations, archive differences; its queries are built on truth's public month,
+scope and station SQL), rejected records and uptime
 (``services.reliability.uptime.uptime_table``); :func:`trend` the same per operator for the last
 months; the months stored by a job (:func:`refresh`, :func:`quality_job`) so the regulators' page
 reads them; the workbook is :mod:`services.reliability.quality_xlsx`.

@@ -21,7 +21,18 @@ or with itself, per China month ([first day 00:00, next month's first day 00:00)
   ``position`` farther than ``archive_max_distance_m``);
 * silent connectors now (:func:`silent_connectors`).
 
-:mod:`services.reliability.quality` makes the monthly table of them.
+:mod:`services.reliability.quality` makes the monthly table of them, and builds its own queries on
+the pieces of this module, public for that (``__all__``; change them knowing both modules use them):
+
+* the month: :class:`Month` (its ``params()`` are the bind parameters the month's queries take:
+  ``:a``/``:b`` its bounds, ``:pm`` the month before's start, ``:d0``/``:d1`` its China days, ``:op``
+  one OperatorID or NULL for all), :func:`parse_month`, ``EARLIEST`` (the first month there is);
+* ``THRESHOLD``, the uptime a port must reach, and ``GRACE_S``, the default ``grace_s``;
+* ``SCOPE_SQL``: the CTE ``k`` (the active stations' connectors, of ``:op`` or all), to follow
+  ``WITH``; ``STATIONS_SQL``: the active stations with their connector counts; ``STATION_ORDERS_SQL``:
+  per station, the orders (latest versions) of the month's days and the disputed ones;
+* :func:`by_station` (a query's rows keyed by ``station_pk``) and :func:`month_scan` (the stuck runs
+  and each station's changes, in one pass over the month's history).
 """
 
 from __future__ import annotations
@@ -256,6 +267,7 @@ GROUP BY co.station_pk
 
 
 def by_station(conn: Connection, sql: Any, params: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The rows of ``sql`` (which selects ``station_pk``) by station."""
     return {r["station_pk"]: dict(r) for r in conn.execute(sql, params).mappings()}
 
 
