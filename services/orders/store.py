@@ -30,8 +30,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.orders.checks import ConnectorRef, Order, TariffInForce, Verdict, check_order
 from services.prices.store import WRITES as tariff_writes
-from services.prices.store import TariffVersion, in_force
-from services.prices.tariff import Tariff
+from services.prices.store import TariffVersion, in_force, stored_tariff
 
 __all__ = ["PendingOrder", "SeqReused", "StoredOrder", "cached_context", "check_and_store", "check_for_store", "contexts",
            "details_json", "store_checked", "store_checked_batch", "store_order", "stored_order"]
@@ -118,19 +117,6 @@ def _rows(conn: Any, statement: str, params: Any) -> list[tuple]:
     finally:
         if not cur.closed:
             cur.close()
-
-
-_TARIFFS: dict[int, Tariff] = {}
-
-
-def _tariff(tariff_id: int, periods: Any) -> Tariff:
-    """Tariff rows never change (a new price is a new row): parse each once per process."""
-    t = _TARIFFS.get(tariff_id)
-    if t is None:
-        if len(_TARIFFS) > 50_000:
-            _TARIFFS.clear()
-        t = _TARIFFS[tariff_id] = Tariff.from_json(periods)
-    return t
 
 
 def details_json(order: Order) -> str:
@@ -258,7 +244,7 @@ def check_for_store(conn: Any, operator_id: str, order: Order, raw: Any, now: da
     first = rows[0]
     connector = (ConnectorRef(Decimal(first.power_kw), first.station_id, first.equipment_id)
                  if first.power_kw is not None else None)
-    history = [TariffVersion(r.version_id, _tariff(r.tariff_id, r.periods) if r.tariff_id is not None else None,
+    history = [TariffVersion(r.version_id, stored_tariff(r.tariff_id, r.periods) if r.tariff_id is not None else None,
                              r.source, tuple(r.problems or ()), r.first_seen_at, r.last_seen_at, r.valid_to)
                for r in rows if r.version_id is not None]
 

@@ -28,7 +28,7 @@ from sqlalchemy import Engine, text
 from services.prices.tariff import Cap, PolicyReading, Tariff, merge_cheapest, price
 
 __all__ = ["TariffVersion", "TariffWrite", "cap_at", "cap_history", "connector_tariffs", "price_job",
-           "refresh_stations", "set_cap", "store_tariffs", "tariff_history", "tick_prices"]
+           "refresh_stations", "set_cap", "store_tariffs", "stored_tariff", "tariff_history", "tick_prices"]
 
 log = logging.getLogger("zhcharge.prices")
 
@@ -202,8 +202,22 @@ def _now_and_until(t: Tariff, now: datetime) -> tuple[Decimal, datetime]:
     return t.at(now).total, t.until(now)
 
 
+_PARSED: dict[int, Tariff] = {}
+
+
+def stored_tariff(tariff_id: int, periods: Any) -> Tariff:
+    """The tariff row ``tariff_id`` (its ``periods``) as a :class:`Tariff`. Tariff rows never change
+    (a new price is a new row), so each is parsed once per process."""
+    t = _PARSED.get(tariff_id)
+    if t is None:
+        if len(_PARSED) > 50_000:
+            _PARSED.clear()
+        t = _PARSED[tariff_id] = Tariff.from_json(periods)
+    return t
+
+
 _STATION_CONNECTORS = text("""
-SELECT c.station_pk, t.periods, v.source, count(*) OVER (PARTITION BY c.station_pk) AS n
+SELECT c.station_pk, t.id AS tariff_id, t.periods, v.source, count(*) OVER (PARTITION BY c.station_pk) AS n
 FROM connectors c
 LEFT JOIN connector_tariffs v ON v.operator_id = c.operator_id AND v.connector_id = c.connector_id
                              AND v.valid_to IS NULL
@@ -218,12 +232,13 @@ def refresh_stations(conn: Any, station_pks: Sequence[int], *, now: datetime | N
     if not pks:
         return 0
     now = now or conn.execute(text("SELECT now()")).scalar_one()
-    per: dict[int, dict[str, Any]] = {pk: {"tariffs": [], "sources": set(), "n": 0} for pk in pks}
+    per: dict[int, dict[str, Any]] = {pk: {"tariffs": [], "ids": set(), "sources": set(), "n": 0} for pk in pks}
     for r in conn.execute(_STATION_CONNECTORS, {"s": pks}):
         entry = per[r.station_pk]
         entry["n"] = r.n
         if r.periods is not None:
-            entry["tariffs"].append(Tariff.from_json(r.periods))
+            entry["tariffs"].append(stored_tariff(r.tariff_id, r.periods))
+            entry["ids"].add(r.tariff_id)  # one row per distinct tariff (by digest)
             entry["sources"].add(r.source)
     merged = {pk: merge_cheapest(e["tariffs"]) for pk, e in per.items()}
     ids = _tariff_ids(conn, (t for t in merged.values() if t is not None))
@@ -231,7 +246,7 @@ def refresh_stations(conn: Any, station_pks: Sequence[int], *, now: datetime | N
     for pk, e in per.items():
         t = merged[pk]
         source = None if not e["sources"] else e["sources"].pop() if len(e["sources"]) == 1 else "mixed"
-        varies = len({x.digest() for x in e["tariffs"]}) > 1
+        varies = len(e["ids"]) > 1
         p_now, until = _now_and_until(t, now) if t is not None else (None, None)
         rows.append((pk, ids.get(t.digest()) if t is not None else None, source, varies, e["n"], len(e["tariffs"]),
                      p_now, until))
