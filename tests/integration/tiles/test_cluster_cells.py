@@ -89,3 +89,47 @@ def test_triggers_keep_cells_exact(client, app, engine) -> None:  # noqa: ANN001
     seed_stations(engine, n=0)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM tile_cluster_cells WHERE point_count > 0")).scalar() == 0
+
+
+def _cell_totals(conn) -> tuple:  # noqa: ANN001
+    return (conn.execute(text("SELECT coalesce(sum(point_count), 0), coalesce(sum(connectors_free), 0) "
+                              "FROM tile_cluster_cells WHERE z = 0")).one(),
+            conn.execute(text("SELECT coalesce(sum(point_count), 0), coalesce(sum(connectors_free), 0) "
+                              "FROM tile_filter_cells WHERE z = 0")).one())
+
+
+def test_cells_are_folded_at_commit(engine) -> None:  # noqa: ANN001
+    """Migration 0355: a transaction's station changes reach both cell tables as it commits (not
+    at each statement, so shared cells are locked only for the fold and the commit); a rolled-back
+    transaction changes nothing, and no delta is left behind either way."""
+    seeded = seed_stations(engine, n=12, seed=5)
+    ids = sorted(seeded.visible)
+    with engine.connect() as conn:
+        before = _cell_totals(conn)
+    with engine.connect() as conn:
+        conn.execute(text("UPDATE stations SET connectors_free = connectors_free + 2 WHERE id = ANY(:ids)"),
+                     {"ids": ids[:3]})
+        assert _cell_totals(conn) == before  # not folded yet: the delta waits for the commit
+        with engine.connect() as other:  # and another transaction never waits on the shared cells
+            other.execute(text("SET lock_timeout = '1s'"))
+            other.execute(text("UPDATE stations SET connectors_free = connectors_free + 1 WHERE id = :i"),
+                          {"i": ids[5]})
+            other.commit()
+        conn.rollback()
+    with engine.connect() as conn:
+        after = _cell_totals(conn)
+        assert after[0][0] == before[0][0] and after[0][1] == before[0][1] + 1  # only the committed +1
+        assert after[1][1] == before[1][1] + 1
+        conn.execute(text("UPDATE stations SET connectors_free = connectors_free + 2 WHERE id = ANY(:ids)"),
+                     {"ids": ids[:3]})
+        conn.commit()
+        assert _cell_totals(conn)[0][1] == after[0][1] + 6 and _cell_totals(conn)[1][1] == after[1][1] + 6
+        assert conn.execute(text("SELECT count(*) FROM tile_cell_deltas")).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM tile_cell_flushes")).scalar() == 0
+        # and the result is what a rebuild from scratch gives
+        cells = conn.execute(text("SELECT z, cx, cy, point_count, connectors_free FROM tile_cluster_cells "
+                                  "WHERE point_count > 0 ORDER BY 1, 2, 3")).all()
+        conn.execute(text("SELECT zh_tile_cells_rebuild()"))
+        assert conn.execute(text("SELECT z, cx, cy, point_count, connectors_free FROM tile_cluster_cells "
+                                 "ORDER BY 1, 2, 3")).all() == cells
+        conn.rollback()
