@@ -35,7 +35,7 @@ def _body_to_dict(body: bytes | str | dict, what: str) -> dict:
                             + (" (nested too deeply)" if "deep" in str(exc) else "")) from None
     if not isinstance(obj, dict):
         raise ProtocolError(Ret.ENVELOPE, f"{what} body must be a JSON object")
-    problem = json_problem(obj, 2)
+    problem = json_problem(obj, 2, text=text)
     if problem:
         raise ProtocolError(Ret.ENVELOPE, f"{what} envelope: {problem}")
     return obj
@@ -195,7 +195,7 @@ def parse_request(
                             + (" (nested too deeply)" if "deep" in str(exc) else "")) from None
     if not isinstance(decoded, (dict, list)):
         raise ProtocolError(Ret.BUSINESS, "decrypted Data must be a JSON object or array")
-    problem = json_problem(decoded)
+    problem = json_problem(decoded, text=plain)
     if problem:
         raise ProtocolError(Ret.BUSINESS, f"Data: {problem}")
     return ParsedRequest(operator_id, decoded, timestamp, seq, env)
@@ -274,7 +274,7 @@ def parse_response(body: bytes | str | dict, secrets: Secrets) -> ParsedResponse
         decoded = parse_json(plain)
     except ValueError:
         raise ProtocolError(Ret.BUSINESS, "decrypted Data is not JSON") from None
-    problem = json_problem(decoded)
+    problem = json_problem(decoded, text=plain)
     if problem:  # an operator's answer is input too: nothing with NUL reaches the database
         raise ProtocolError(Ret.BUSINESS, f"Data: {problem}")
     return ParsedResponse(ret, msg, decoded)

@@ -46,16 +46,22 @@ def _drop_trailing_commas(text: str) -> str:
 MAX_JSON_DEPTH = 32
 
 
-def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH, *, text: str | None = None) -> str | None:
     """What is wrong with decoded JSON for us, or ``None``: nesting deeper than ``max_depth``, or
     a NUL character in a string or key (PostgreSQL refuses NUL in text). One iterative pass, so
-    hostile input cannot exhaust the stack; the answer names the field.
+    hostile input cannot exhaust the stack; the answer names the field. Given the ``text`` it was
+    decoded from (by :func:`parse_json`, which refuses raw control characters in strings), strings
+    are only looked at when the text holds the escape ``\\u0000``: otherwise only the nesting is.
 
     >>> json_problem({"StationInfos": [{"StationID": "a\\x00"}]})
     'field StationInfos[0].StationID contains a NUL character'
     >>> json_problem([[[1]]], max_depth=2), json_problem({"a": ["b"]})
     ('nested deeper than 2 levels at [0][0]', None)
+    >>> json_problem({"a": "b\\x00"}, text='{"a": "b\\\\u0000"}'), json_problem({"a": [["b"]]}, 2, text="...")
+    ('field a contains a NUL character', 'nested deeper than 2 levels at a[0]')
     """
+    if text is not None and "\\u0000" not in text:
+        return _too_deep(value, max_depth)
     # (value, depth, label, parent entry): the path is only spelled out when something is wrong
     stack: list[tuple[Any, int, str, Any]] = [(value, 0, "", None)]
 
@@ -84,6 +90,25 @@ def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH) -> str | None:
                     stack.append(child)
             else:
                 stack.extend((v, depth + 1, f"[{i}]", entry) for i, v in enumerate(item))
+    return None
+
+
+def _too_deep(value: Any, max_depth: int) -> str | None:
+    """The nesting part of :func:`json_problem`: only containers are visited."""
+    stack: list[tuple[Any, int, str, Any]] = [(value, 0, "", None)]
+    while stack:
+        entry = stack.pop()
+        item, depth = entry[0], entry[1]
+        if depth >= max_depth:
+            parts = []
+            while entry is not None:
+                parts.append(entry[2])
+                entry = entry[3]
+            return f"nested deeper than {max_depth} levels at {''.join(reversed(parts)).lstrip('.') or 'value'}"
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1, f".{k}", entry) for k, v in item.items() if isinstance(v, (dict, list)))
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1, f"[{i}]", entry) for i, v in enumerate(item) if isinstance(v, (dict, list)))
     return None
 
 
