@@ -174,7 +174,7 @@ def main() -> list[dict]:
         data = {"CheckOrderSeq": f"{op_id}{'1' * 18}", "StartTime": f"{day} 00:00:00", "EndTime": f"{day} 23:59:59",
                 "OrderCount": len(listed), "TotalOrderPower": round(sum(x["TotalPower"] for x in listed), 2),
                 "TotalOrderMoney": round(sum(x["TotalMoney"] for x in listed), 2), "ChargeOrders": listed}
-        env_ = build_request(op_id, data, s)
+        env_ = build_request(op_id, data, s, seq=9999)  # the order pushes above used Seqs 1.. in these seconds
         t0 = time.perf_counter()
         r = httpx.post(f"{app}/evcs/v20160701/check_charge_orders", json=env_, timeout=120,
                        headers={"Authorization": f"Bearer {token}"})

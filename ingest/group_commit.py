@@ -2,7 +2,8 @@
 
 Each app process has one :class:`GroupCommitter` for status pushes and one for charge orders (owned
 by :class:`ingest.receiver.Receiver`; orders: ``zh_store_orders``, migration 1403). A
-request thread hands its push to :meth:`GroupCommitter.store` and waits; the committer thread
+request thread hands its push to :meth:`GroupCommitter.store` and waits (a coroutine on the event
+loop awaits :meth:`GroupCommitter.store_async` instead, holding no thread); the committer thread
 takes every push waiting (up to ``max_batch``), stores them with ``feed_store_status_pushes``
 (migration 1510) in one autocommit statement (one transaction, one commit, ``synchronous_commit``
 as the server has it), and only after that statement has returned, i.e. after the COMMIT, wakes
@@ -26,6 +27,7 @@ transaction mode included).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import deque
@@ -49,13 +51,46 @@ Push = tuple
 
 
 class _Waiter:
-    __slots__ = ("args", "done", "error", "outcome")
+    """A push waiting for its batch's commit: a request thread's (``done``, an Event) or a coroutine's
+    (``future`` on ``loop``)."""
 
-    def __init__(self, args: Any) -> None:
+    __slots__ = ("args", "done", "error", "future", "loop", "outcome", "woken")
+
+    def __init__(self, args: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.args = args
-        self.done = threading.Event()
+        self.loop = loop
+        self.future: asyncio.Future | None = loop.create_future() if loop is not None else None
+        self.done = threading.Event() if loop is None else None
         self.outcome: Any = None
         self.error: BaseException | None = None
+        self.woken = False
+
+
+def _settle(waiters: list[_Waiter]) -> None:
+    """On the event loop: hand each coroutine its outcome (unless it stopped waiting)."""
+    for w in waiters:
+        if not w.future.done():
+            if w.error is not None:
+                w.future.set_exception(w.error)
+            else:
+                w.future.set_result(w.outcome)
+
+
+def _wake(waiters: list[_Waiter]) -> None:
+    """Wake every waiter whose outcome or error is set: threads at once, coroutines with one call
+    into each event loop for all of its waiters."""
+    loops: dict[asyncio.AbstractEventLoop, list[_Waiter]] = {}
+    for w in waiters:
+        w.woken = True
+        if w.loop is None:
+            w.done.set()
+        else:
+            loops.setdefault(w.loop, []).append(w)
+    for loop, ws in loops.items():
+        try:
+            loop.call_soon_threadsafe(_settle, ws)
+        except RuntimeError:  # the loop is closed (shutdown): nobody waits any more
+            pass
 
 
 def store_status_batch(conn: Any, batch: list[Push]) -> list[str]:
@@ -104,15 +139,28 @@ class GroupCommitter:
 
     # ------------------------------------------------------------------ request side
 
-    def store(self, args: Any, timeout: float = 30.0) -> Any:
-        """Store one push with whatever else is waiting; its outcome once committed (or the error)."""
-        waiter = _Waiter(args)
+    def _enqueue(self, waiter: _Waiter) -> None:
         with self._cond:
             if self._thread is None:  # the first push, or the first after close(): a committer thread
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
             self._queue.append(waiter)
             self._cond.notify()
+
+    async def store_async(self, args: Any, timeout: float = 30.0) -> Any:
+        """:meth:`store` for a coroutine: awaits the batch's commit without holding a thread."""
+        waiter = _Waiter(args, asyncio.get_running_loop())
+        self._enqueue(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await waiter.future
+        except TimeoutError:
+            raise TimeoutError("the push was not stored in time") from None
+
+    def store(self, args: Any, timeout: float = 30.0) -> Any:
+        """Store one push with whatever else is waiting; its outcome once committed (or the error)."""
+        waiter = _Waiter(args)
+        self._enqueue(waiter)
         if not waiter.done.wait(timeout):
             # Still queued or being stored: we cannot say it was stored, so it is not acknowledged.
             raise TimeoutError("the status push was not stored in time")
@@ -145,10 +193,10 @@ class GroupCommitter:
                 self._store(batch)
             except BaseException as exc:  # noqa: BLE001 - never leave a request waiting forever
                 log.exception("status push batch failed")
-                for w in batch:
-                    if not w.done.is_set():
-                        w.error = exc
-                        w.done.set()
+                left = [w for w in batch if not w.woken]
+                for w in left:
+                    w.error = exc
+                _wake(left)
 
     def _store(self, batch: list[_Waiter]) -> None:
         if len(batch) == 1:
@@ -169,7 +217,7 @@ class GroupCommitter:
             if is_disconnect(exc):  # the commit's outcome is unknown: none is acknowledged, all retry
                 for w in batch:
                     w.error = exc
-                    w.done.set()
+                _wake(batch)
                 return
             # One push (or a deadlock) failed the whole batch, which was rolled back: each alone.
             self.fallbacks += 1
@@ -182,14 +230,14 @@ class GroupCommitter:
         self.pushes += len(batch)
         for w, outcome in zip(batch, outcomes, strict=True):
             w.outcome = outcome
-            w.done.set()
+        _wake(batch)
 
     def _one(self, w: _Waiter) -> None:
         try:
             w.outcome = self.single(w.args)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting request
             w.error = exc
-        w.done.set()
+        _wake([w])
 
     def _execute(self, batch: list[_Waiter]) -> list[Any]:
         with self.engine.connect() as conn:  # the receiver's autocommit engine: one statement, one commit

@@ -23,7 +23,7 @@ from services.orders.checks import OrderInvalid, read_order
 from services.orders.reconcile import read_check, reconcile
 from services.orders.store import PendingOrder, SeqReused, check_and_store, stored_order
 
-__all__ = ["ORDER_INTERFACES", "charge_order", "check_orders"]
+__all__ = ["ORDER_INTERFACES", "charge_order", "charge_order_answer", "check_orders", "read_charge_order"]
 
 ORDER_INTERFACES = ("notification_charge_order_info", "check_charge_orders")
 
@@ -32,23 +32,18 @@ def _business(exc: OrderInvalid) -> ProtocolError:
     return ProtocolError(Ret.BUSINESS, exc.message[:500])
 
 
-def charge_order(engine: Engine, operator_id: str, parsed: Any, committer: Any = None) -> dict[str, Any]:
-    """Store one finished order; the answer's Data: StartChargeSeq, ConnectorID, ConfirmResult.
-    Read here; checked against the connector's context and stored by
-    :func:`services.orders.store.check_and_store`, with the orders arriving at the same time (one
-    context query, one statement and one commit) through ``committer``
-    (:class:`ingest.group_commit.GroupCommitter`), else alone on the receiver's autocommit
-    ``engine``; answered only after that commit."""
+def read_charge_order(operator_id: str, parsed: Any) -> PendingOrder:
+    """A pushed order, read (Ret 4004 naming the field when it cannot be), to be checked and stored."""
     try:
         order = read_order(parsed.data)
     except OrderInvalid as exc:
         raise _business(exc) from None
-    pending = PendingOrder(operator_id, order, parsed.data, parsed, datetime.now(UTC))
-    if committer is not None:
-        result = committer.store(pending)  # no connection held while the batch is checked and stored
-    else:
-        with engine.connect() as conn:
-            (result,) = check_and_store(conn, [pending])
+    return PendingOrder(operator_id, order, parsed.data, parsed, datetime.now(UTC))
+
+
+def charge_order_answer(pending: PendingOrder, result: Any, parsed: Any) -> dict[str, Any]:
+    """The answer's Data (StartChargeSeq, ConnectorID, ConfirmResult) for what
+    :func:`services.orders.store.check_and_store` made of ``pending``."""
     if isinstance(result, Exception):
         raise result
     out, verdict = result
@@ -57,7 +52,23 @@ def charge_order(engine: Engine, operator_id: str, parsed: Any, committer: Any =
     except SeqReused:
         raise ProtocolError(Ret.ENVELOPE, f"Seq {parsed.seq} was already used in second {parsed.raw['TimeStamp']}; "
                             "resend with a new Seq") from None
-    return {"StartChargeSeq": order.seq, "ConnectorID": order.connector_id, "ConfirmResult": stored.confirm_result}
+    return {"StartChargeSeq": pending.order.seq, "ConnectorID": pending.order.connector_id,
+            "ConfirmResult": stored.confirm_result}
+
+
+def charge_order(engine: Engine, operator_id: str, parsed: Any, committer: Any = None) -> dict[str, Any]:
+    """Store one finished order; the answer's Data. Read here; checked against the connector's
+    context and stored by :func:`services.orders.store.check_and_store`, with the orders arriving at
+    the same time (one context query, one statement and one commit) through ``committer``
+    (:class:`ingest.group_commit.GroupCommitter`), else alone on the receiver's autocommit
+    ``engine``; answered only after that commit."""
+    pending = read_charge_order(operator_id, parsed)
+    if committer is not None:
+        result = committer.store(pending)  # no connection held while the batch is checked and stored
+    else:
+        with engine.connect() as conn:
+            (result,) = check_and_store(conn, [pending])
+    return charge_order_answer(pending, result, parsed)
 
 
 def check_orders(engine: Engine, operator_id: str, parsed: Any) -> dict[str, Any]:

@@ -18,6 +18,9 @@ Rules (decided here, documented for operators):
   resends it with a fresh Seq: nothing is acknowledged that was not stored.
 * Ret 4001 bad signature, 4002 token, 4003 envelope, 4004 business data (inside ``Data``).
 * When the database cannot store the push we answer Ret -1 (HTTP 503): the sender retries.
+* The hot pushes (status, orders) are read on the event loop when the sender's secrets and token
+  are cached (:meth:`Receiver.handle_async`), and await their batch's commit there; anything that
+  needs the database first is answered by :meth:`Receiver.handle` in a worker thread.
 * Status pushes arriving together are stored together (group commit, :mod:`ingest.group_commit`):
   one statement and one commit for a batch (``feed_store_status_pushes``, migration 1510), each
   request answered only after that commit. A push alone is one statement (``feed_store_status_push``):
@@ -51,6 +54,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio.to_thread
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
@@ -59,7 +63,7 @@ from ingest.envelope import build_response, parse_request
 from ingest.errors import ProtocolError, Ret
 from ingest.group_commit import GroupCommitter
 from ingest.objects import CONNECTOR_STATUSES, stations_from_page
-from ingest.orders import ORDER_INTERFACES, charge_order, check_orders
+from ingest.orders import ORDER_INTERFACES, charge_order_answer, check_orders, read_charge_order
 from ingest.replay import claim_envelope
 from ingest.retention import prune  # re-exported: it lived here before ingest.retention
 from ingest.store import store_station_infos
@@ -89,6 +93,34 @@ class _Inbound:
 
 class _Unavailable(Exception):
     """The database could not be reached: answer Ret -1 so the sender retries."""
+
+
+class _NeedsThread(Exception):
+    """On the event loop, something is not cached: answer in a worker thread instead."""
+
+
+class _State:
+    """What a request has revealed so far: its sender (to sign even an error for it)."""
+
+    __slots__ = ("inbound",)
+
+    def __init__(self) -> None:
+        self.inbound: _Inbound | None = None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A push read and checked, to be stored by ``committer`` (or ``alone`` without one); ``finish``
+    turns what the store returned into the answer's Data (or raises the protocol error)."""
+
+    committer: GroupCommitter | None
+    args: Any
+    finish: Callable[[Any], dict]
+    alone: Callable[[Any], Any]
+
+
+#: Answered on the event loop when everything is cached (Receiver.handle_async).
+_ON_THE_LOOP = ("notification_stationStatus", "notification_charge_order_info")
 
 
 def _hash_token(token: str) -> str:
@@ -143,12 +175,14 @@ class Receiver:
 
     # ------------------------------------------------------------------ lookups
 
-    def _inbound(self, operator_id: str, *, fresh: bool = False) -> _Inbound | None:
+    def _inbound(self, operator_id: str, *, fresh: bool = False, cached_only: bool = False) -> _Inbound | None:
         now = time.monotonic()
         with self._lock:
             cached = self._secrets.get(operator_id)
         if cached and cached[1] > now and not fresh:
             return cached[0]
+        if cached_only:
+            raise _NeedsThread()
         try:
             with self.push_engine.connect() as conn:
                 row = conn.execute(text(
@@ -170,7 +204,7 @@ class Receiver:
             self._secrets[operator_id] = (inbound, now + (self.SECRETS_TTL_S if inbound else 2.0))
         return inbound
 
-    def _check_token(self, authorization: str | None, operator_id: str) -> None:
+    def _check_token(self, authorization: str | None, operator_id: str, *, cached_only: bool = False) -> None:
         if not authorization or not authorization[:7].lower() == "bearer ":
             raise ProtocolError(Ret.TOKEN, "Authorization: Bearer <AccessToken> is missing; call query_token")
         token = authorization[7:].strip()
@@ -181,6 +215,8 @@ class Receiver:
         with self._lock:
             cached = self._tokens.get(digest)
         if cached is None:
+            if cached_only:
+                raise _NeedsThread()
             try:
                 with self.push_engine.connect() as conn:
                     row = conn.execute(text("SELECT operator_id, expires_at FROM feed_tokens WHERE token_hash = :h"),
@@ -202,63 +238,99 @@ class Receiver:
     # ------------------------------------------------------------------ entry point
 
     def handle(self, interface: str, body: bytes, authorization: str | None) -> tuple[int, dict]:
-        """Answer one request: (HTTP status, signed response envelope)."""
-        inbound: _Inbound | None = None
-
-        def lookup(operator_id: str) -> Secrets | None:
-            nonlocal inbound
-            inbound = self._inbound(operator_id)
-            return inbound.secrets if inbound else None
-
+        """Answer one request: (HTTP status, signed response envelope). In a worker thread: it may
+        wait for the database."""
+        state = _State()
         try:
-            if interface not in INTERFACES:
-                raise ProtocolError(Ret.BUSINESS, f"unknown interface {interface[:60]!r}; this platform serves "
-                                    + ", ".join(INTERFACES))
-            try:
-                parsed = parse_request(body, lookup, window_seconds=self.settings.feed.timestamp_window_s)
-            except ProtocolError as exc:
-                if exc.ret == Ret.SIGNATURE and inbound is not None:
-                    # The operator may have been re-registered a moment ago: re-read once.
-                    fresh = self._inbound(inbound.secrets.operator_id, fresh=True)
-                    if fresh is not None and fresh.secrets != inbound.secrets:
-                        inbound = fresh
-                        parsed = parse_request(body, lambda _op: fresh.secrets,
-                                               window_seconds=self.settings.feed.timestamp_window_s)
-                    else:
-                        raise
+            step = self._begin(state, interface, body, authorization, cached_only=False)
+            if isinstance(step, _Pending):
+                if step.committer is not None:
+                    outcome = step.committer.store(step.args)
+                else:
+                    outcome = step.alone(step.args)
+                step = step.finish(outcome)
+            return 200, build_response(Ret.OK, "请求成功", step, state.inbound.secrets)
+        except Exception as exc:  # noqa: BLE001 - every failure is an envelope (see _failure)
+            return self._failure(state, body, exc)
+
+    async def handle_async(self, interface: str, body: bytes, authorization: str | None) -> tuple[int, dict]:
+        """:meth:`handle` on the event loop for the hot pushes (status, orders) when everything it
+        needs is cached (the sender's secrets, its token): read and checked here, stored by the group
+        committer, whose commit this coroutine awaits without holding a thread; answered only after
+        that commit. Anything else, or anything that needs the database first, goes to :meth:`handle`
+        in a worker thread."""
+        if interface not in _ON_THE_LOOP or self.committer is None or self.order_committer is None:
+            return await anyio.to_thread.run_sync(self.handle, interface, body, authorization)
+        state = _State()
+        try:
+            step = self._begin(state, interface, body, authorization, cached_only=True)
+            if isinstance(step, _Pending):
+                step = step.finish(await step.committer.store_async(step.args))
+            return 200, build_response(Ret.OK, "请求成功", step, state.inbound.secrets)
+        except _NeedsThread:
+            return await anyio.to_thread.run_sync(self.handle, interface, body, authorization)
+        except Exception as exc:  # noqa: BLE001 - every failure is an envelope (see _failure)
+            if state.inbound is None:  # naming the sender may need the database: nothing was stored
+                return await anyio.to_thread.run_sync(self.handle, interface, body, authorization)
+            return self._failure(state, body, exc)
+
+    def _begin(self, state: _State, interface: str, body: bytes, authorization: str | None, *,
+               cached_only: bool) -> dict | _Pending:
+        """Read and verify the request; the answer's Data, or the push to store and how to answer it."""
+        def lookup(operator_id: str) -> Secrets | None:
+            state.inbound = self._inbound(operator_id, cached_only=cached_only)
+            return state.inbound.secrets if state.inbound else None
+
+        if interface not in INTERFACES:
+            raise ProtocolError(Ret.BUSINESS, f"unknown interface {interface[:60]!r}; this platform serves "
+                                + ", ".join(INTERFACES))
+        try:
+            parsed = parse_request(body, lookup, window_seconds=self.settings.feed.timestamp_window_s)
+        except ProtocolError as exc:
+            if exc.ret == Ret.SIGNATURE and state.inbound is not None:
+                # The operator may have been re-registered a moment ago: re-read once.
+                if cached_only:
+                    raise _NeedsThread() from None
+                fresh = self._inbound(state.inbound.secrets.operator_id, fresh=True)
+                if fresh is not None and fresh.secrets != state.inbound.secrets:
+                    state.inbound = fresh
+                    parsed = parse_request(body, lambda _op: fresh.secrets,
+                                           window_seconds=self.settings.feed.timestamp_window_s)
                 else:
                     raise
-            assert inbound is not None
-            if interface == "query_token":
-                data = self._query_token(inbound, parsed.data)
             else:
-                self._check_token(authorization, parsed.operator_id)
-                if interface == "notification_stationStatus":
-                    data = self._status(inbound, parsed)
-                elif interface == "notification_stationInfo":
-                    data = self._station_info(inbound, parsed)
-                else:
-                    data = self._part3(interface, inbound, parsed)
-            return 200, build_response(Ret.OK, "请求成功", data, inbound.secrets)
-        except ProtocolError as exc:
+                raise
+        inbound = state.inbound
+        assert inbound is not None
+        if interface == "query_token":
+            return self._query_token(inbound, parsed.data)
+        self._check_token(authorization, parsed.operator_id, cached_only=cached_only)
+        if interface == "notification_stationStatus":
+            return self._status(inbound, parsed)
+        if interface == "notification_stationInfo":
+            return self._station_info(inbound, parsed)
+        if interface == "notification_charge_order_info":
+            pending = read_charge_order(inbound.secrets.operator_id, parsed)
+            return _Pending(self.order_committer, pending, lambda result: charge_order_answer(pending, result, parsed),
+                            self._order_alone)
+        return self._part3(interface, inbound, parsed)
+
+    def _failure(self, state: _State, body: bytes, exc: Exception) -> tuple[int, dict]:
+        """The envelope of a failed request: Ret 4001-4004 as raised, Ret -1 (HTTP 503) when the
+        database could not store it (the sender retries), Ret 500 for anything else."""
+        inbound = state.inbound
+        secrets = inbound.secrets if inbound else _ANON
+        if isinstance(exc, ProtocolError):
             status = 404 if exc.msg.startswith("unknown interface") else 200
             if inbound is None:
                 inbound = self._sender_of(body)
             return status, build_response(exc.ret, exc.msg, None, inbound.secrets if inbound else _ANON)
-        except _Unavailable:
-            return 503, build_response(Ret.BUSY, "system busy (storage unavailable), please retry later", None,
-                                       inbound.secrets if inbound else _ANON)
-        except DBAPIError as exc:
-            if is_disconnect(exc):
-                return 503, build_response(Ret.BUSY, "system busy (storage unavailable), please retry later",
-                                           None, inbound.secrets if inbound else _ANON)
-            log.exception("push not stored")
-            return 500, build_response(Ret.SYSTEM, "system error; the notification was not stored", None,
-                                       inbound.secrets if inbound else _ANON)
-        except Exception:  # noqa: BLE001 - never a stack trace to a peer
-            log.exception("push not stored")
-            return 500, build_response(Ret.SYSTEM, "system error; the notification was not stored", None,
-                                       inbound.secrets if inbound else _ANON)
+        if isinstance(exc, (DBAPIError, TimeoutError)) and (isinstance(exc, TimeoutError) or is_disconnect(exc)):
+            exc = _Unavailable()
+        if isinstance(exc, _Unavailable):
+            return 503, build_response(Ret.BUSY, "system busy (storage unavailable), please retry later", None, secrets)
+        log.error("push not stored", exc_info=exc)
+        return 500, build_response(Ret.SYSTEM, "system error; the notification was not stored", None, secrets)
 
     def refuse(self, ret: int, msg: str) -> dict:
         """An error envelope for a request refused before it was read (unknown version, oversize)."""
@@ -298,7 +370,7 @@ class Receiver:
             self._tokens[_hash_token(token)] = (op, expires)
         return {**out, "SuccStat": 0, "AccessToken": token, "TokenAvailableTime": ttl}
 
-    def _status(self, inbound: _Inbound, parsed: Any) -> dict:
+    def _status(self, inbound: _Inbound, parsed: Any) -> _Pending:
         data = parsed.data if isinstance(parsed.data, dict) else None
         info = data.get("ConnectorStatusInfo") if data else None
         if isinstance(info, list) and len(info) == 1:
@@ -317,20 +389,17 @@ class Receiver:
         park, lock = _small(info.get("ParkStatus")), _small(info.get("LockStatus"))
         op = inbound.secrets.operator_id
         args = (op, parsed.timestamp, parsed.seq, parsed.raw["Sig"], cid, status, park, lock)
-        try:
-            outcome = self.committer.store(args) if self.committer is not None else self._push_status_alone(args)
-        except DBAPIError as exc:
-            if is_disconnect(exc):
-                raise _Unavailable() from exc
-            raise
-        except TimeoutError as exc:  # not known to be stored: the sender retries
-            raise _Unavailable() from exc
-        if outcome == "seq_reused":
-            raise ProtocolError(Ret.ENVELOPE, f"Seq {parsed.seq} was already used by another notification in second "
-                                f"{parsed.raw['TimeStamp']}; Seq must count up within a second (resend with a new Seq)")
-        with self._lock:
-            self.counts[op] = self.counts.get(op, 0) + 1
-        return {"Status": 0}
+
+        def answer(outcome: str) -> dict:
+            if outcome == "seq_reused":
+                raise ProtocolError(Ret.ENVELOPE, f"Seq {parsed.seq} was already used by another notification in "
+                                    f"second {parsed.raw['TimeStamp']}; Seq must count up within a second (resend "
+                                    "with a new Seq)")
+            with self._lock:
+                self.counts[op] = self.counts.get(op, 0) + 1
+            return {"Status": 0}
+
+        return _Pending(self.committer, args, answer, self._push_status_alone)
 
     def _push_status_alone(self, args: tuple) -> str:
         """One push in one statement (the path without group commit, and a failed batch's fallback)."""
@@ -393,8 +462,6 @@ class Receiver:
 
     def _part3(self, interface: str, inbound: _Inbound, parsed: Any) -> dict:
         try:
-            if interface == "notification_charge_order_info":  # the hot path: autocommit, two statements
-                return charge_order(self.push_engine, inbound.secrets.operator_id, parsed, self.order_committer)
             return check_orders(self.engine, inbound.secrets.operator_id, parsed)
         except DBAPIError as exc:
             if is_disconnect(exc):

@@ -94,8 +94,11 @@ async def evcs_interface(request: Request, version: FromPath[str], interface: Fr
     body = await _read_body(request, limit)
     if body is None:
         return _answer(413, receiver.refuse(Ret.ENVELOPE, f"request body larger than {limit} bytes"))
-    status, envelope = await anyio.to_thread.run_sync(_handle, request.app, interface, body,
-                                                      request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    if interface.startswith("notification_"):  # an operator's push, never a higher platform's query
+        status, envelope = await receiver.handle_async(interface, body, authorization)
+    else:
+        status, envelope = await anyio.to_thread.run_sync(_handle, request.app, interface, body, authorization)
     return _answer(status, envelope)
 
 

@@ -468,3 +468,50 @@ def test_a_batch_makes_a_missing_partition(tmp_path) -> None:  # noqa: ANN001
     finally:
         own.dispose()
         drop_database(name)
+
+
+def test_pushes_on_the_event_loop_hold_no_worker_thread(engine, sim, city, receiver, monkeypatch) -> None:  # noqa: ANN001
+    """Receiver.handle_async (the route's path for pushes): with the sender's secrets and token cached,
+    status pushes and orders are read on the event loop and await their batch's commit there; none
+    takes a worker thread, each is answered after it is stored."""
+    import asyncio
+
+    ops = [Operator(receiver, city[op]) for op in sim.operator_ids]  # query_token: secrets and token cached
+    pushes = [(op, op.envelope(cid, 3)) for op in ops for cid in _connectors(engine, op.s.operator_id, 25)]
+
+    def no_thread(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a push took a worker thread")
+
+    monkeypatch.setattr("ingest.receiver.anyio.to_thread.run_sync", no_thread)
+
+    async def push_all() -> list:
+        return await asyncio.gather(*(receiver.handle_async(STATUS, body, f"Bearer {op.token}") for op, body in pushes))
+
+    results = asyncio.run(push_all())
+    assert [(code, int(parse_response(env, op.s).ret)) for (op, _), (code, env) in zip(pushes, results)] \
+        == [(200, 0)] * len(pushes)
+    for op in ops:
+        assert all(_stored(engine, op.s.operator_id, [b for o, b in pushes if o is op]))
+    assert receiver.committer.largest > 1
+
+
+def test_a_push_whose_token_is_not_cached_is_answered_from_a_thread(engine, sim, city, db_url, tmp_path) -> None:  # noqa: ANN001
+    """A fresh process knows no token yet: the push goes to a worker thread (which reads the token
+    from the database) and is stored and acknowledged as any other."""
+    import asyncio
+
+    first = Receiver(engine, feed_settings(db_url, tmp_path))
+    fresh = Receiver(engine, feed_settings(db_url, tmp_path))
+    try:
+        op = Operator(first, city[sim.operator_ids[0]])
+        (cid,) = _connectors(engine, op.s.operator_id, 1)
+        body = op.envelope(cid, 2)
+        code, env = asyncio.run(fresh.handle_async(STATUS, body, f"Bearer {op.token}"))
+        assert code == 200 and int(parse_response(env, op.s).ret) == 0
+        assert _stored(engine, op.s.operator_id, [body]) == [True]
+        # a wrong token is refused with Ret 4002, from the thread as well
+        code, env = asyncio.run(fresh.handle_async(STATUS, op.envelope(cid, 1), "Bearer " + "0" * 32))
+        assert code == 200 and int(parse_response(env, op.s).ret) == int(Ret.TOKEN)
+    finally:
+        first.close()
+        fresh.close()
