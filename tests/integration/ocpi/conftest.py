@@ -98,6 +98,11 @@ def build_world(engine: Engine) -> World:
         conn.execute(text("DELETE FROM connector_status WHERE operator_id = :o"), {"o": OCPI_OP})
         conn.execute(text("DELETE FROM connector_tariffs WHERE operator_id = :o"), {"o": OCPI_OP})
         conn.execute(text("DELETE FROM operators WHERE operator_id = :o"), {"o": OCPI_OP})
+        # Other tests' operators have random IDs and are published with everything: one whose ID ends
+        # in X21 like ours (1 in 29,791) took that party first now and then. Free it: the world's
+        # operator publishes as its own tail, which is what the tests check.
+        conn.execute(text("DELETE FROM ocpi_cpo_parties WHERE party_id = :p AND operator_id <> :o"),
+                     {"p": OCPI_OP[-3:], "o": OCPI_OP})
         conn.execute(text("INSERT INTO operators (operator_id, name) VALUES (:o, :n)"), {"o": OCPI_OP, "n": OCPI_OP_NAME})
         s = {}
         s["depot"] = _station(conn, "OCPI-DEPOT", "开放互联情侣路快充站", lng=113.5812345678, lat=22.2701234567,
