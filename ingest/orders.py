@@ -21,9 +21,9 @@ from ingest.errors import ProtocolError, Ret
 from ingest.replay import claim_envelope
 from services.orders.checks import OrderInvalid, read_order
 from services.orders.reconcile import read_check, reconcile
-from services.orders.store import PendingOrder, SeqReused, check_and_store, stored_order
+from services.orders.store import PendingOrder, SeqReused, stored_order
 
-__all__ = ["ORDER_INTERFACES", "charge_order", "charge_order_answer", "check_orders", "read_charge_order"]
+__all__ = ["ORDER_INTERFACES", "charge_order_answer", "check_orders", "read_charge_order"]
 
 ORDER_INTERFACES = ("notification_charge_order_info", "check_charge_orders")
 
@@ -54,21 +54,6 @@ def charge_order_answer(pending: PendingOrder, result: Any, parsed: Any) -> dict
                             "resend with a new Seq") from None
     return {"StartChargeSeq": pending.order.seq, "ConnectorID": pending.order.connector_id,
             "ConfirmResult": stored.confirm_result}
-
-
-def charge_order(engine: Engine, operator_id: str, parsed: Any, committer: Any = None) -> dict[str, Any]:
-    """Store one finished order; the answer's Data. Read here; checked against the connector's
-    context and stored by :func:`services.orders.store.check_and_store`, with the orders arriving at
-    the same time (one context query, one statement and one commit) through ``committer``
-    (:class:`ingest.group_commit.GroupCommitter`), else alone on the receiver's autocommit
-    ``engine``; answered only after that commit."""
-    pending = read_charge_order(operator_id, parsed)
-    if committer is not None:
-        result = committer.store(pending)  # no connection held while the batch is checked and stored
-    else:
-        with engine.connect() as conn:
-            (result,) = check_and_store(conn, [pending])
-    return charge_order_answer(pending, result, parsed)
 
 
 def check_orders(engine: Engine, operator_id: str, parsed: Any) -> dict[str, Any]:

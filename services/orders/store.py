@@ -10,11 +10,11 @@ stores the order with its verdict:
   the previous ones stay, and the revision is a finding on the new one;
 * concurrent pushes of one order serialise on a transaction-scoped advisory lock.
 
-Two round trips: one query reads the connector and its tariff history, ``zh_store_order``
-(``sql/functions/order_store.sql``) does the replay claim, lock, duplicate check, versioning and
-insert in one statement. The receiver stores the orders pushed at the same time together
-(:func:`check_and_store`: their contexts in one query, then ``zh_store_orders``, one statement and
-one commit for the batch).
+Two round trips for any number of orders (:func:`check_and_store`; the receiver passes the orders
+pushed at the same time): one query reads their connectors and tariff histories (or none, when
+cached), then ``zh_store_order`` (``sql/functions/order_store.sql``) does the replay claim, lock,
+duplicate check, versioning and insert of one order in one statement, ``zh_store_orders`` those of
+a batch in one statement and one commit.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from services.orders.checks import ConnectorRef, Order, TariffInForce, Verdict, 
 from services.prices.store import WRITES as tariff_writes
 from services.prices.store import TariffVersion, in_force, stored_tariff
 
-__all__ = ["PendingOrder", "SeqReused", "StoredOrder", "cached_context", "check_and_store", "check_for_store", "contexts",
-           "details_json", "store_checked", "store_checked_batch", "store_order", "stored_order"]
+__all__ = ["PendingOrder", "SeqReused", "StoredOrder", "check_and_store", "check_for_store", "details_json",
+           "store_checked", "store_checked_batch", "store_order", "stored_order"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +46,6 @@ class StoredOrder:
 
 
 # Driver SQL (exec_driver_sql, psycopg2 parameters): no compile step on the hot path.
-_CONTEXT = """
-SELECT c.power_kw, c.station_pk, s.station_id, e.equipment_id,
-       v.id AS version_id, v.tariff_id, t.periods, v.source, v.problems, v.first_seen_at, v.last_seen_at, v.valid_to
-FROM (SELECT 1) AS one
-LEFT JOIN connectors c ON c.operator_id = %(op)s AND c.connector_id = %(c)s
-LEFT JOIN stations s ON s.id = c.station_pk
-LEFT JOIN equipment e ON e.id = c.equipment_pk
-LEFT JOIN connector_tariffs v ON v.operator_id = %(op)s AND v.connector_id = %(c)s
-LEFT JOIN tariffs t ON t.id = v.tariff_id
-ORDER BY v.first_seen_at, v.id
-"""
 _CONTEXTS_SQL = """
 SELECT k.i, c.power_kw, c.station_pk, s.station_id, e.equipment_id,
        v.id AS version_id, v.tariff_id, t.periods, v.source, v.problems, v.first_seen_at, v.last_seen_at, v.valid_to
@@ -81,7 +70,7 @@ _STORE_BATCH = "SELECT outcome, confirm_result, version FROM zh_store_orders(CAS
 
 
 class _Context(NamedTuple):
-    """A row of ``_CONTEXT``."""
+    """A row of ``_CONTEXTS_SQL`` (after its first column, the connector's place in the list)."""
 
     power_kw: Any
     station_pk: Any
@@ -133,9 +122,8 @@ CONTEXT_TTL_S = 5.0
 _CONTEXTS: dict[tuple[str, str], tuple[float, int, list[Any]]] = {}
 
 
-def cached_context(operator_id: str, connector_id: str) -> list[Any] | None:
-    """This connector's context from the cache, if it is there and current; pass it to
-    :func:`check_for_store` as ``context`` and no connection is needed."""
+def _cached_context(operator_id: str, connector_id: str) -> list[Any] | None:
+    """This connector's context from the cache, if it is there and current."""
     hit = _CONTEXTS.get((operator_id, connector_id))
     return hit[2] if hit is not None and hit[0] > time.monotonic() and hit[1] == tariff_writes[0] else None
 
@@ -147,24 +135,14 @@ def _remember(key: tuple[str, str], rows: list[_Context], now: float, writes: in
         _CONTEXTS[key] = (now + CONTEXT_TTL_S, writes, rows)
 
 
-def _context(conn: Any, operator_id: str, connector_id: str) -> list[Any]:
-    """The connector and its tariff history (cached; never for an unknown connector, and dropped
-    when this process stored tariffs since)."""
-    rows = cached_context(operator_id, connector_id)
-    if rows is None:
-        writes = tariff_writes[0]
-        rows = [_Context(*r) for r in _rows(conn, _CONTEXT, {"op": operator_id, "c": connector_id})]
-        _remember((operator_id, connector_id), rows, time.monotonic(), writes)
-    return rows
-
-
-def contexts(conn: Any, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
-    """:func:`_context` of many connectors (operator, connector) at once: the cached ones from the
-    cache, the others in one query."""
+def _contexts(conn: Any, keys: set[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+    """What orders are checked against, for each connector (operator, connector): the connector and
+    its tariff history, from the cache when current (never cached for an unknown connector, and
+    dropped when this process stored tariffs since), the others in one query."""
     found: dict[tuple[str, str], list[Any]] = {}
     missing = []
     for key in keys:
-        rows = cached_context(*key)
+        rows = _cached_context(*key)
         if rows is None:
             missing.append(key)
         else:
@@ -202,12 +180,12 @@ def check_and_store(conn: Any, pending: list[PendingOrder]) -> list[tuple[tuple,
     the checks, and one statement storing them all (``zh_store_orders``: one transaction on an
     autocommit ``conn``). For each order ``(zh_store_order's result, verdict)``, or the exception its
     check raised (that order is not stored; the others are)."""
-    known = contexts(conn, {(p.operator_id, p.order.connector_id) for p in pending})
+    known = _contexts(conn, {(p.operator_id, p.order.connector_id) for p in pending})
     results: list[Any] = [None] * len(pending)
     checked: list[tuple[int, dict[str, Any], Verdict]] = []
     for i, p in enumerate(pending):
         try:
-            params, verdict = check_for_store(None, p.operator_id, p.order, p.raw, p.now, envelope=p.envelope,
+            params, verdict = check_for_store(p.operator_id, p.order, p.raw, p.now, envelope=p.envelope,
                                               context=known[(p.operator_id, p.order.connector_id)])
         except Exception as exc:  # noqa: BLE001 - that order's own error, handed back to its request
             results[i] = exc
@@ -227,26 +205,27 @@ class SeqReused(Exception):
 
 
 def store_order(conn: Any, operator_id: str, order: Order, raw: Any, now: datetime, *, envelope: Any) -> StoredOrder:
-    """Check and store one order (see the module doc) in two statements; returns what to answer.
+    """Check and store one order (see the module doc); returns what to answer.
 
     ``conn`` may be an autocommit connection: ``zh_store_order`` (migration 1401) is atomic on its
     own. ``envelope`` carries the push's ``timestamp``, ``seq`` and ``raw["Sig"]`` for the replay
     claim (:class:`SeqReused` when another envelope used them)."""
-    params, verdict = check_for_store(conn, operator_id, order, raw, now, envelope=envelope)
-    return stored_order(store_checked(conn, params), verdict)
+    (result,) = check_and_store(conn, [PendingOrder(operator_id, order, raw, envelope, now)])
+    if isinstance(result, Exception):
+        raise result
+    return stored_order(*result)
 
 
-def check_for_store(conn: Any, operator_id: str, order: Order, raw: Any, now: datetime, *,
-                    envelope: Any, context: list[Any] | None = None) -> tuple[dict[str, Any], Verdict]:
-    """The first half of :func:`store_order`: the checks against what we know (one query, or none
-    when the connector's context is cached or given), and ``zh_store_order``'s arguments by name."""
-    rows = context if context is not None else _context(conn, operator_id, order.connector_id)
-    first = rows[0]
+def check_for_store(operator_id: str, order: Order, raw: Any, now: datetime, *, envelope: Any,
+                    context: list[Any]) -> tuple[dict[str, Any], Verdict]:
+    """The checks of one order against its connector's ``context`` (:func:`_contexts`), and
+    ``zh_store_order``'s arguments by name."""
+    first = context[0]
     connector = (ConnectorRef(Decimal(first.power_kw), first.station_id, first.equipment_id)
                  if first.power_kw is not None else None)
     history = [TariffVersion(r.version_id, stored_tariff(r.tariff_id, r.periods) if r.tariff_id is not None else None,
                              r.source, tuple(r.problems or ()), r.first_seen_at, r.last_seen_at, r.valid_to)
-               for r in rows if r.version_id is not None]
+               for r in context if r.version_id is not None]
 
     def tariff_at(moment: datetime) -> TariffInForce | None:
         version, assumed = in_force(history, moment)
