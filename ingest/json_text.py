@@ -60,56 +60,38 @@ def json_problem(value: Any, max_depth: int = MAX_JSON_DEPTH, *, text: str | Non
     >>> json_problem({"a": "b\\x00"}, text='{"a": "b\\\\u0000"}'), json_problem({"a": [["b"]]}, 2, text="...")
     ('field a contains a NUL character', 'nested deeper than 2 levels at a[0]')
     """
-    if text is not None and "\\u0000" not in text:
-        return _too_deep(value, max_depth)
+    strings = text is None or "\\u0000" in text  # else no string can hold a NUL: visit containers only
     # (value, depth, label, parent entry): the path is only spelled out when something is wrong
     stack: list[tuple[Any, int, str, Any]] = [(value, 0, "", None)]
-
-    def path_of(entry: Any) -> str:
-        parts = []
-        while entry is not None:
-            parts.append(entry[2])
-            entry = entry[3]
-        text = "".join(reversed(parts)).lstrip(".")
-        return text.replace("\x00", "\\0") or "value"
-
     while stack:
         entry = stack.pop()
         item, depth = entry[0], entry[1]
         if isinstance(item, str):
             if "\x00" in item:
-                return f"field {path_of(entry)} contains a NUL character"
+                return f"field {_path(entry)} contains a NUL character"
         elif isinstance(item, (dict, list)):
             if depth >= max_depth:
-                return f"nested deeper than {max_depth} levels at {path_of(entry)}"
+                return f"nested deeper than {max_depth} levels at {_path(entry)}"
             if isinstance(item, dict):
                 for k, v in item.items():
                     child = (v, depth + 1, f".{k}", entry)
-                    if "\x00" in k:
-                        return f"field {path_of(child)} contains a NUL character"
-                    stack.append(child)
+                    if strings and "\x00" in k:
+                        return f"field {_path(child)} contains a NUL character"
+                    if strings or isinstance(v, (dict, list)):
+                        stack.append(child)
             else:
-                stack.extend((v, depth + 1, f"[{i}]", entry) for i, v in enumerate(item))
+                stack.extend((v, depth + 1, f"[{i}]", entry) for i, v in enumerate(item)
+                             if strings or isinstance(v, (dict, list)))
     return None
 
 
-def _too_deep(value: Any, max_depth: int) -> str | None:
-    """The nesting part of :func:`json_problem`: only containers are visited."""
-    stack: list[tuple[Any, int, str, Any]] = [(value, 0, "", None)]
-    while stack:
-        entry = stack.pop()
-        item, depth = entry[0], entry[1]
-        if depth >= max_depth:
-            parts = []
-            while entry is not None:
-                parts.append(entry[2])
-                entry = entry[3]
-            return f"nested deeper than {max_depth} levels at {''.join(reversed(parts)).lstrip('.') or 'value'}"
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1, f".{k}", entry) for k, v in item.items() if isinstance(v, (dict, list)))
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1, f"[{i}]", entry) for i, v in enumerate(item) if isinstance(v, (dict, list)))
-    return None
+def _path(entry: Any) -> str:
+    """The field path of a :func:`json_problem` stack entry (``StationInfos[0].StationID``)."""
+    parts = []
+    while entry is not None:
+        parts.append(entry[2])
+        entry = entry[3]
+    return "".join(reversed(parts)).lstrip(".").replace("\x00", "\\0") or "value"
 
 
 def parse_json(text: str) -> Any:
