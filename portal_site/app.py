@@ -2,7 +2,8 @@
 
 Settings are read when the app is created, never at import. Every domain contributes a module
 under ``portal_site.routes`` (listed in ``ROUTE_MODULES``) exporting ``ROUTES`` and optionally
-``on_startup(app)`` / ``on_shutdown(app)``.
+``on_startup(app)`` / ``on_shutdown(app)``, and ``asgi_fast_path(app, inner)`` (an ASGI handler in
+front of Litestar's own, for a request too frequent for the framework's path: the operators' pushes).
 """
 
 from __future__ import annotations
@@ -220,11 +221,12 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     i18n.register(template_engine.engine)
     auth.register_templates(template_engine.engine)
 
+    security_headers = SecurityHeaders(hsts=settings.app.env == "prod", cors_origins=settings.app.cors_origins)
     app = Litestar(
         route_handlers=route_handlers,
         dependencies={"db": Provide(provide_db, sync_to_thread=False),
                       "settings": Provide(provide_settings, sync_to_thread=False)},
-        state=State({"settings": settings, "db": db, "router": router}),
+        state=State({"settings": settings, "db": db, "router": router, "security_headers": security_headers}),
         exception_handlers={
             AppError: _app_error_handler,
             GeoInputError: _geo_input_handler,
@@ -235,7 +237,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         template_config=TemplateConfig(instance=template_engine),
         middleware=[ClientAddressMiddleware(parse_networks(settings.app.trusted_proxy_list)), InputGuardMiddleware(),
                     auth.SessionMiddleware()],
-        before_send=[SecurityHeaders(hsts=settings.app.env == "prod", cors_origins=settings.app.cors_origins)],
+        before_send=[security_headers],
         openapi_config=OpenAPIConfig(title="zhcharge open API", version="1.0.0", path="/api/docs",
                                      description="Charging stations of Zhuhai: search, facets, live status, tiles.",
                                      render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")]),
@@ -245,4 +247,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         debug=False,
     )
     _unwrap_double_thread_wrap(app)
+    for mod in modules:  # a route module may serve its hottest requests before Litestar's routing
+        hook = getattr(mod, "asgi_fast_path", None)
+        if hook:
+            app.asgi_handler = hook(app, app.asgi_handler)
     return app

@@ -39,7 +39,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.errors import BadRequest
 
-__all__ = ["ClientAddressMiddleware", "InputGuardMiddleware", "SecurityHeaders", "MAX_PARAM_CHARS",
+__all__ = ["ClientAddressMiddleware", "HEADERS_SET", "InputGuardMiddleware", "SecurityHeaders", "MAX_PARAM_CHARS",
            "CORS_PREFIXES", "parse_networks", "client_from_headers"]
 
 MAX_PARAM_CHARS = 8192
@@ -208,17 +208,33 @@ class InputGuardMiddleware(ASGIMiddleware):
 
 
 # --- response headers --------------------------------------------------------------------------
+#: a scope key: this response already carries :attr:`SecurityHeaders.raw` (and no CORS headers)
+HEADERS_SET = "zhcharge.security_headers_set"
+
+
 class SecurityHeaders:
     """A ``before_send`` hook (so error pages and 404s carry the headers too): security headers on
-    every response; CORS (without credentials) only on the open API and tiles."""
+    every response; CORS (without credentials) only on the open API and tiles. A response built
+    outside Litestar (``portal_site.routes.evcs``: the pushes' fast path) writes :attr:`raw` itself
+    and marks its scope with :data:`HEADERS_SET`."""
 
     EXPOSE = ("ETag, Last-Modified, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, "
               "X-Generated-At, X-Total-Count, Link")
+    FIXED = (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+             ("Referrer-Policy", "strict-origin-when-cross-origin"),
+             ("Permissions-Policy", "camera=(), microphone=(), payment=()"))
+    CSP = "frame-ancestors 'none'; base-uri 'self'; object-src 'none'; form-action 'self'"
+    HSTS = "max-age=31536000; includeSubDomains"
 
     def __init__(self, *, hsts: bool, cors_origins: list[str]) -> None:
         self.hsts = hsts
         self.any_origin = "*" in cors_origins
         self.origins = {o.rstrip("/") for o in cors_origins if o != "*"}
+        fixed = [*self.FIXED, ("Content-Security-Policy", self.CSP)]
+        if hsts:
+            fixed.append(("Strict-Transport-Security", self.HSTS))
+        #: every header a response without CORS gets, as ASGI header pairs
+        self.raw = [(k.lower().encode(), v.encode()) for k, v in fixed]
 
     def _allowed_origin(self, scope: Scope) -> str | None:
         if not scope["path"].startswith(CORS_PREFIXES) or scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
@@ -231,18 +247,15 @@ class SecurityHeaders:
         return origin if origin.rstrip("/") in self.origins else None
 
     async def __call__(self, message: Message, scope: Scope) -> None:
-        if message["type"] != "http.response.start" or scope.get("type") != "http":
+        if message["type"] != "http.response.start" or scope.get("type") != "http" or scope.get(HEADERS_SET):
             return
         headers = MutableScopeHeaders.from_message(message)
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["X-Frame-Options"] = "DENY"
-        headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
-        headers["Permissions-Policy"] = "camera=(), microphone=(), payment=()"
+        for name, value in self.FIXED:
+            headers[name] = value
         if "content-security-policy" not in headers:
-            headers["Content-Security-Policy"] = ("frame-ancestors 'none'; base-uri 'self'; object-src 'none'; "
-                                                  "form-action 'self'")
+            headers["Content-Security-Policy"] = self.CSP
         if self.hsts:
-            headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+            headers["Strict-Transport-Security"] = self.HSTS
         for name in ("access-control-allow-origin", "access-control-allow-credentials",
                      "access-control-allow-methods", "access-control-allow-headers", "access-control-expose-headers"):
             if name in headers:

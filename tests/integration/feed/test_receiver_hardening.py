@@ -194,3 +194,47 @@ def test_http_edge_oversize_nested_and_nul_bodies(app, operator) -> None:  # noq
         limit = app.state["settings"].feed.max_body_bytes
         r = c.post("/evcs/v20160701/query_token", content=b" " * (limit - 10) + b"{}")
         assert r.status_code == 200 and r.json()["Ret"] == Ret.ENVELOPE
+
+
+def test_the_push_fast_path_answers_as_the_route_does(app, operator, token, engine, monkeypatch) -> None:  # noqa: ANN001
+    """``POST /evcs/{version}/notification_*`` is served in front of Litestar (issue 18); a query
+    string sends the same request through the Litestar route. Both answer alike, with the security
+    headers, and a stored push through the fast path is stored."""
+    from portal_site.routes import evcs
+
+    fast_calls = []
+    real = evcs._fast_push
+
+    async def spy(*args):  # noqa: ANN002, ANN202
+        fast_calls.append(args[1])
+        return await real(*args)
+
+    monkeypatch.setattr(evcs, "_fast_push", spy)
+    limit = app.state["settings"].feed.max_body_bytes
+    bodies = [b"[" * 50000, b"{}", b"not json", b" " * (limit + 1),
+              json.dumps({**_valid(operator, {"x": 1}), "OperatorID": "NUL\x00NUL00"}).encode()]
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        for body in bodies:
+            answers = []
+            for url in ("/evcs/v20160701/notification_stationStatus",
+                        "/evcs/v20160701/notification_stationStatus?through=litestar"):
+                r = c.post(url, content=body, headers={"content-type": "application/json"})
+                security = tuple(r.headers.get(name.decode()) for name, _ in app.state["security_headers"].raw)
+                assert all(security), r.headers
+                answers.append((r.status_code, r.headers["content-type"], security,
+                                {k: v for k, v in r.json().items() if k != "Sig"}))
+            assert answers[0] == answers[1], answers
+            assert answers[0][0] in (200, 413) and answers[0][3]["Ret"] in (Ret.ENVELOPE, Ret.BUSINESS)
+        assert len(fast_calls) == len(bodies)
+        for n, url in enumerate(("/evcs/v20160701/notification_stationStatus",
+                                 "/evcs/20160701/notification_stationStatus?through=litestar")):
+            connector = f"FAST-PATH-C{n}"
+            env = _valid(operator, {"ConnectorStatusInfo": {"ConnectorID": connector, "Status": 3}})
+            r = c.post(url, content=json.dumps(env).encode(), headers={"authorization": f"Bearer {token}"})
+            assert r.status_code == 200 and r.json()["Ret"] == Ret.OK, r.text
+            assert parse_response(r.json(), operator).data["Status"] == 0
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT status FROM connector_status WHERE operator_id = :o "
+                                         "AND connector_id = :c"), {"o": operator.operator_id, "c": connector}
+                                    ).scalar() == 3
+    assert len(fast_calls) == len(bodies) + 1
