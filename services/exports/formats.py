@@ -57,7 +57,8 @@ class DatasetState:
 def dataset_state(conn: Any) -> DatasetState:
     row = conn.execute(text(f"""
         SELECT (SELECT count(*) FROM stations s WHERE {VISIBLE_SQL}) AS n,
-               greatest((SELECT max(s.updated_at) FROM stations s WHERE {VISIBLE_SQL}),
+               greatest((SELECT u.updated_at FROM station_updates u JOIN stations s ON s.id = u.station_pk
+                         WHERE {VISIBLE_SQL} ORDER BY u.updated_at DESC LIMIT 1),
                         (SELECT max(updated_at) FROM operators),
                         (SELECT updated_at FROM data_versions WHERE layer = 'stations')) AS changed,
                (SELECT version FROM data_versions WHERE layer = 'stations') AS version""")).one()

@@ -163,7 +163,6 @@ class Station(Base):
         Index("ix_stations_facility_types", "facility_types", postgresql_using="gin"),
         Index("ix_stations_payments", "payments", postgresql_using="gin"),
         Index("ix_stations_operator_state", "operator_id", "feed_state"),
-        Index("ix_stations_updated_at", "updated_at"),
         # partial indexes on the visible stations, made by migrations 0300 (keyset pagination by
         # name) and 0350 (tile scans)
         Index("ix_stations_search_name", "name", "id", postgresql_where=text("feed_state = 'active' AND interconnected")),

@@ -118,7 +118,9 @@ def _sort_sql(q: SearchQuery, *, qm: bool = False) -> tuple[str, str, str]:
 
 
 def extra_preds(q: SearchQuery, alias: str = "s") -> list[str]:
-    return [f"{alias}.updated_at >= :s_updated_since"] if q.updated_since else []
+    # station_updates carries the index of stations.updated_at (migration 1511)
+    return ([f"{alias}.id IN (SELECT u.station_pk FROM station_updates u WHERE u.updated_at >= :s_updated_since)"]
+            if q.updated_since else [])
 
 
 # --- the narrow table (station_search, integer codes; migration 0301) ----------------------------
