@@ -235,6 +235,56 @@ def test_a_batch_stores_what_the_same_pushes_one_by_one_store(engine, sim, city)
         assert together[table] == singly[table], table
 
 
+def test_a_batch_of_one_push_per_connector_stores_what_they_store_one_by_one(engine, sim, city) -> None:  # noqa: ANN001
+    """The batch function's set path (migration 1512: one push per connector with a status row, not
+    late) beside its other cases in one batch: changes, repeats, a late report, a first report, a
+    duplicate and a reused Seq of envelopes stored before the batch; the same outcomes and rows as the
+    pushes one by one."""
+    op = sim.operator_ids[0]
+    cids = _connectors(engine, op, 8)
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    s = lambda k: t0 + timedelta(seconds=k)  # noqa: E731
+    sig = lambda k: f"{k:032X}"  # noqa: E731
+    before = [(cids[6], s(1), "0009", sig(90), 3), (cids[7], s(1), "0010", sig(91), 3)]  # stored first
+    sequence = [(cids[0], s(2), "0001", sig(1), 3),   # a change
+                (cids[1], s(2), "0002", sig(2), 1),   # the status it has: same
+                (cids[2], s(3), "0001", sig(3), 255),  # a change (fault)
+                (cids[3], s(-7200), "0001", sig(4), 2),  # older than the report held: late
+                (cids[4], s(4), "0001", sig(5), 4),   # a change
+                ("FIRSTREPORT0001", s(4), "0002", sig(6), 2),  # no status row yet: first report
+                (cids[5], s(5), "0001", sig(7), 2),   # a change
+                (cids[6], s(1), "0009", sig(90), 3),  # the envelope stored before: duplicate
+                (cids[7], s(1), "0010", sig(92), 1)]  # its second and Seq, another envelope: seq_reused
+
+    def args(rows: list[tuple]) -> list[tuple]:
+        return [(op, ts, seq, sg, cid, st, 10, 10) for cid, ts, seq, sg, st in rows]
+
+    def rewind(conn) -> None:  # noqa: ANN001
+        conn.execute(text("UPDATE connector_status SET status = 1, status_since = :t, reported_at = :t "
+                          "WHERE operator_id = :op AND connector_id = ANY(:c)"),
+                     {"op": op, "c": cids, "t": t0 - timedelta(hours=1)})
+        for x in args(before):
+            conn.exec_driver_sql("SELECT feed_store_status_push(%s, %s, %s, %s, %s, %s::smallint, %s::smallint, "
+                                 "%s::smallint)", x)
+
+    with engine.connect() as conn:
+        rewind(conn)
+        one = [conn.exec_driver_sql("SELECT feed_store_status_push(%s, %s, %s, %s, %s, %s::smallint, %s::smallint, "
+                                    "%s::smallint)", x).scalar() for x in args(sequence)]
+        singly = _snapshot(conn, op)
+        conn.rollback()
+        rewind(conn)
+        batch = conn.exec_driver_sql(
+            "SELECT feed_store_status_pushes(%s, %s::timestamptz[], %s, %s, %s, %s::smallint[], %s::smallint[], "
+            "%s::smallint[])", tuple(list(col) for col in zip(*args(sequence)))).scalar()
+        together = _snapshot(conn, op)
+        conn.rollback()
+    assert one == ["stored", "same", "stored", "late", "stored", "stored", "stored", "duplicate", "seq_reused"]
+    assert batch == one
+    for table in singly:
+        assert together[table] == singly[table], table
+
+
 def test_one_refused_push_fails_alone(engine, sim, city, receiver) -> None:  # noqa: ANN001
     op = Operator(receiver, city[sim.operator_ids[0]])
     cids = _connectors(engine, op.s.operator_id, 12)
