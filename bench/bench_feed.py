@@ -220,7 +220,8 @@ def main() -> list[dict]:
         # 3. sustained status pushes
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "portal_site.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(app_port), "--workers", "2", "--log-level", "warning", "--no-access-log"],
+             "--port", str(app_port), "--workers", "2", "--log-level", "warning", "--no-access-log",
+             "--no-proxy-headers", "--no-server-header"],  # as `zhcharge serve` (UVICORN_OPTIONS)
             cwd=ROOT, env={**env, "ZHCHARGE_DATABASE_URL": url, "ZHCHARGE_RUN_SCHEDULER": "false",
                            "ZHCHARGE_ENV": "test"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

@@ -102,7 +102,8 @@ def main() -> list[dict]:
         # 2. order pushes through the real receiver
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "portal_site.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(app_port), "--workers", "2", "--log-level", "warning", "--no-access-log"],
+             "--port", str(app_port), "--workers", "2", "--log-level", "warning", "--no-access-log",
+             "--no-proxy-headers", "--no-server-header"],  # as `zhcharge serve` (UVICORN_OPTIONS)
             cwd=ROOT, env={**env, "ZHCHARGE_DATABASE_URL": url, "ZHCHARGE_RUN_SCHEDULER": "false",
                            "ZHCHARGE_ENV": "test", "ZHCHARGE_FEED_TIMESTAMP_WINDOW_S": "3600"},
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

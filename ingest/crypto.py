@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -51,21 +50,22 @@ def encrypt(plaintext: str, key: str, iv: str) -> str:
     raw = plaintext.encode("utf-8")
     n = 16 - len(raw) % 16
     padded = raw + bytes((n,)) * n  # PKCS#7 over the bytes
-    enc = Cipher(_aes(key), modes.CBC(_key_bytes(iv, "iv"))).encryptor()
+    enc = _cipher(key, iv).encryptor()
     return base64.b64encode(enc.update(padded) + enc.finalize()).decode("ascii")
 
 
-_AES: dict[str, algorithms.AES] = {}
+_CIPHERS: dict[tuple[str, str], Cipher] = {}
 
 
-def _aes(key: str) -> algorithms.AES:
-    """The AES key object of a DataSecret, made once per key."""
-    aes = _AES.get(key)
-    if aes is None:
-        if len(_AES) > 10000:
-            _AES.clear()
-        aes = _AES[key] = algorithms.AES(_key_bytes(key, "key"))
-    return aes
+def _cipher(key: str, iv: str) -> Cipher:
+    """The AES-128-CBC cipher of a DataSecret and DataSecretIV, made once per pair (the IV is fixed per
+    secret set in T/CEC 102); each message gets its own encryptor or decryptor from it."""
+    cipher = _CIPHERS.get((key, iv))
+    if cipher is None:
+        if len(_CIPHERS) > 10000:
+            _CIPHERS.clear()
+        cipher = _CIPHERS[(key, iv)] = Cipher(algorithms.AES(_key_bytes(key, "key")), modes.CBC(_key_bytes(iv, "iv")))
+    return cipher
 
 
 _WHITESPACE = re.compile(r"\s+")
@@ -86,7 +86,7 @@ def decrypt(data: str, key: str, iv: str) -> str:
     ...
     ingest.errors.ProtocolError: 4003: Data is not valid Base64
     """
-    aes, v = _aes(key), _key_bytes(iv, "iv")
+    cipher = _cipher(key, iv)
     try:
         raw = base64.b64decode(data if _B64.fullmatch(data) else _WHITESPACE.sub("", data), validate=True)
     except (binascii.Error, ValueError, TypeError):
@@ -97,7 +97,7 @@ def decrypt(data: str, key: str, iv: str) -> str:
             f"Data cannot be decrypted: {len(raw)} bytes is not a positive multiple of the "
             "16-byte AES block",
         )
-    dec = Cipher(aes, modes.CBC(v)).decryptor()
+    dec = cipher.decryptor()
     padded = dec.update(raw) + dec.finalize()
     n = padded[-1]
     if not 1 <= n <= 16 or padded[-n:] != bytes((n,)) * n:
@@ -120,8 +120,7 @@ def sign(secret: str, *parts: str) -> str:
     >>> len(sign("k")), sign("k").isupper()
     (32, True)
     """
-    mac = hmac.new(secret.encode("utf-8"), "".join(parts).encode("utf-8"), hashlib.md5)
-    return mac.hexdigest().upper()
+    return hmac.digest(secret.encode("utf-8"), "".join(parts).encode("utf-8"), "md5").hex().upper()
 
 
 def same_signature(expected: str, received: str) -> bool:
