@@ -153,8 +153,83 @@ async def _blast(port: int, requests: list[bytes], concurrency: int) -> tuple[in
     return ok, other, time.perf_counter() - t0, rets
 
 
-def main() -> list[dict]:
+def _push_phase(engine, url: str, env: dict, creds: dict, workers: int, procs: list,  # noqa: ANN001
+                after: datetime) -> tuple[dict, datetime]:
+    """Sustained status pushes through ``workers`` app processes (each process stores the pushes waiting in
+    it in one statement and one commit, so fewer processes make larger batches); the result row and the
+    last TimeStamp used (a later phase starts after it: the same operator, second and Seq in another
+    envelope would be a reused Seq)."""
     from ingest.protocol import Secrets, build_request, parse_response
+
+    app_port = _free_port()
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "portal_site.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(app_port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+         "--no-proxy-headers", "--no-server-header"],  # as `zhcharge serve` (UVICORN_OPTIONS)
+        cwd=ROOT, env={**env, "ZHCHARGE_DATABASE_URL": url, "ZHCHARGE_RUN_SCHEDULER": "false",
+                       "ZHCHARGE_ENV": "test"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    app = f"http://127.0.0.1:{app_port}"
+    _wait(f"{app}/healthz")
+    with engine.connect() as conn:
+        pool = conn.execute(text("SELECT operator_id, connector_id FROM connectors ORDER BY random()")).all()
+    tokens = {}
+    for op_id, c in creds.items():
+        s = Secrets(op_id, c.operator_secret, c.data_secret, c.data_iv, c.sig_secret)
+        r = httpx.post(f"{app}/evcs/v20160701/query_token",
+                       json=build_request(op_id, {"OperatorID": op_id, "OperatorSecret": c.operator_secret}, s))
+        tokens[op_id] = (s, parse_response(r.content, s).data["AccessToken"])
+    # Pre-build the load: ~1,800 pushes per second of wall clock for PUSH_SECONDS, Seq counted per
+    # operator within each second, timestamps starting now (well inside the window).
+    per_second = 1800
+    total = int(per_second * PUSH_SECONDS)
+    start = max(datetime.now(UTC) + timedelta(seconds=2), after + timedelta(seconds=1))
+    reqs: list[bytes] = []
+    last_status: dict[tuple[str, str], int] = {}
+    seqs: dict[tuple[str, int], int] = {}
+    for i in range(total):
+        op_id, cid = pool[i % len(pool)]
+        s, token = tokens[op_id]
+        sec = i // per_second
+        seq = seqs[(op_id, sec)] = seqs.get((op_id, sec), 0) + 1
+        status = (1, 3, 2, 1, 3)[i % 5]
+        env_ = build_request(op_id, {"ConnectorStatusInfo": {"ConnectorID": cid, "Status": status,
+                                                               "ParkStatus": 50, "LockStatus": 10}},
+                             s, timestamp=start + timedelta(seconds=sec), seq=seq)
+        body = json.dumps(env_).encode()
+        reqs.append(b"POST /evcs/v20160701/notification_stationStatus HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    b"Content-Type: application/json;charset=utf-8\r\nAuthorization: Bearer "
+                    + token.encode() + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        last_status[(op_id, cid)] = status
+    with engine.connect() as conn:
+        before = conn.execute(text("SELECT count(*) FROM feed_push_seen")).scalar()
+    meter = CpuMeter(engine, procs[-1].pid)
+    meter.start()
+    acked, refused, secs, rets = asyncio.run(_blast(app_port, reqs, PUSH_CONCURRENCY))
+    app_cpu, db_cpu = meter.stop()
+    server = procs.pop()
+    server.terminate()
+    server.wait(15)
+    rate = acked / secs
+    with engine.connect() as conn:
+        seen = conn.execute(text("SELECT count(*) FROM feed_push_seen")).scalar() - before
+        pushed = {(r[0], r[1]): r[2] for r in conn.execute(text(
+            "SELECT operator_id, connector_id, status FROM connector_status WHERE source = 'push'"))}
+    durable = seen == acked and all(pushed.get(k) == v for k, v in last_status.items()) if not refused else \
+        seen >= acked
+    return _row(f"status pushes, sustained, {workers} app process{'es' if workers > 1 else ''}", round(rate, 0),
+                "pushes/s", ">= 3,000 /s", rate >= 3000 and durable and not refused,
+                f"{acked} acknowledged in {secs:.1f} s ({refused} refused{' ' + str(rets) if rets else ''}), "
+                f"{PUSH_CONCURRENCY} connections, {workers} uvicorn worker{'s' if workers > 1 else ''}; "
+                f"every ack stored: {durable}; "
+                f"CPU per push: app {app_cpu / max(acked, 1) * 1e3:.3f} ms, PostgreSQL "
+                f"{db_cpu / max(acked, 1) * 1e3:.3f} ms; "
+                "group commit: the pushes waiting in a worker stored in one statement and one commit "
+                "(replay checks, statuses, history, station summaries, version), each answered after it"), \
+        start + timedelta(seconds=total // per_second)
+
+
+def main() -> list[dict]:
     from ingest.endpoints import register_operator
     from ingest.sync import sync_all
     from services import migrate
@@ -171,7 +246,7 @@ def main() -> list[dict]:
         migrate.upgrade(engine)
         with engine.begin() as conn:
             load_districts_into_db(conn)
-        sim_port, app_port = _free_port(), _free_port()
+        sim_port = _free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "ingest.simulator", "--seed", "7", "--stations", str(STATIONS), "--operators",
@@ -217,67 +292,11 @@ def main() -> list[dict]:
                          all(r.ok for r in results) and inc_s < 2,
                          f"{sum(r.received for r in results)} stations received, {got} updated"))
 
-        # 3. sustained status pushes
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "portal_site.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(app_port), "--workers", "2", "--log-level", "warning", "--no-access-log",
-             "--no-proxy-headers", "--no-server-header"],  # as `zhcharge serve` (UVICORN_OPTIONS)
-            cwd=ROOT, env={**env, "ZHCHARGE_DATABASE_URL": url, "ZHCHARGE_RUN_SCHEDULER": "false",
-                           "ZHCHARGE_ENV": "test"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        app = f"http://127.0.0.1:{app_port}"
-        _wait(f"{app}/healthz")
-        with engine.connect() as conn:
-            pool = conn.execute(text("SELECT operator_id, connector_id FROM connectors ORDER BY random()")).all()
-        tokens = {}
-        for op_id, c in creds.items():
-            s = Secrets(op_id, c.operator_secret, c.data_secret, c.data_iv, c.sig_secret)
-            r = httpx.post(f"{app}/evcs/v20160701/query_token",
-                           json=build_request(op_id, {"OperatorID": op_id, "OperatorSecret": c.operator_secret}, s))
-            tokens[op_id] = (s, parse_response(r.content, s).data["AccessToken"])
-        # Pre-build the load: ~1,800 pushes per second of wall clock for PUSH_SECONDS, Seq counted per
-        # operator within each second, timestamps starting now (well inside the window).
-        per_second = 1800
-        total = int(per_second * PUSH_SECONDS)
-        start = datetime.now(UTC) + timedelta(seconds=2)
-        reqs: list[bytes] = []
-        last_status: dict[tuple[str, str], int] = {}
-        seqs: dict[tuple[str, int], int] = {}
-        for i in range(total):
-            op_id, cid = pool[i % len(pool)]
-            s, token = tokens[op_id]
-            sec = i // per_second
-            seq = seqs[(op_id, sec)] = seqs.get((op_id, sec), 0) + 1
-            status = (1, 3, 2, 1, 3)[i % 5]
-            env_ = build_request(op_id, {"ConnectorStatusInfo": {"ConnectorID": cid, "Status": status,
-                                                                   "ParkStatus": 50, "LockStatus": 10}},
-                                 s, timestamp=start + timedelta(seconds=sec), seq=seq)
-            body = json.dumps(env_).encode()
-            reqs.append(b"POST /evcs/v20160701/notification_stationStatus HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                        b"Content-Type: application/json;charset=utf-8\r\nAuthorization: Bearer "
-                        + token.encode() + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
-            last_status[(op_id, cid)] = status
-        with engine.connect() as conn:
-            before = conn.execute(text("SELECT count(*) FROM feed_push_seen")).scalar()
-        meter = CpuMeter(engine, procs[-1].pid)
-        meter.start()
-        acked, refused, secs, rets = asyncio.run(_blast(app_port, reqs, PUSH_CONCURRENCY))
-        app_cpu, db_cpu = meter.stop()
-        rate = acked / secs
-        with engine.connect() as conn:
-            seen = conn.execute(text("SELECT count(*) FROM feed_push_seen")).scalar() - before
-            pushed = {(r[0], r[1]): r[2] for r in conn.execute(text(
-                "SELECT operator_id, connector_id, status FROM connector_status WHERE source = 'push'"))}
-        durable = seen == acked and all(pushed.get(k) == v for k, v in last_status.items()) if not refused else \
-            seen >= acked
-        rows.append(_row("status pushes, sustained", round(rate, 0), "pushes/s", ">= 3,000 /s",
-                         rate >= 3000 and durable and not refused,
-                         f"{acked} acknowledged in {secs:.1f} s ({refused} refused{' ' + str(rets) if rets else ''}), "
-                         f"{PUSH_CONCURRENCY} connections, 2 uvicorn workers; every ack stored: {durable}; "
-                         f"CPU per push: app {app_cpu / max(acked, 1) * 1e3:.3f} ms, PostgreSQL "
-                         f"{db_cpu / max(acked, 1) * 1e3:.3f} ms; "
-                         "group commit: the pushes waiting in a worker stored in one statement and one commit "
-                         "(replay checks, statuses, history, station summaries, version), each answered after it"))
+        # 3. sustained status pushes: one app process, then two (each process commits its own batches)
+        last = datetime.now(UTC)
+        for workers in (1, 2):
+            row, last = _push_phase(engine, url, env, creds, workers, procs, last)
+            rows.append(row)
     finally:
         for p in procs:
             p.terminate()
