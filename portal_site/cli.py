@@ -115,6 +115,22 @@ def db_migrate(revision: str) -> None:
     click.echo("schema at " + ", ".join(migrate.current_revisions(engine)))
 
 
+@db.command("cluster")
+@click.option("--lock-timeout", default=10.0, show_default=True, help="seconds to wait for the table's lock")
+def db_cluster(lock_timeout: float) -> None:
+    """Re-order the search table (station_search) in space, as the daily job does: facet counts in a map
+    box then read a few hundred pages instead of the whole table. Holds the table's lock while it runs
+    (seconds at national scale)."""
+    from services.db import make_engine
+    from services.search.maintenance import cluster_station_search
+
+    settings = load_settings()
+    result = cluster_station_search(make_engine(settings.db, start=settings.db.embedded), lock_timeout_s=lock_timeout)
+    if not result.ran:
+        raise click.ClickException(f"not clustered: {result.reason}")
+    click.echo(f"station_search clustered: {result.rows} rows in {result.seconds:.1f} s")
+
+
 @db.command("downgrade")
 @click.argument("revision", default="base")
 def db_downgrade(revision: str) -> None:

@@ -196,6 +196,9 @@ class SearchSettings(BaseSettings):
     anonymous_rate_per_min: int = 120
     key_rate_per_min: int = 1200
     geojson_max_limit: int = Field(default=10_000, description="largest page of /api/v1/stations.geojson")
+    cluster_hour: int = Field(default=4, ge=-1, le=23, description=(
+        "hour (China time) of the daily re-ordering of the search table in space (services.search.maintenance); "
+        "-1: never"))
 
 
 class MailSettings(BaseSettings):

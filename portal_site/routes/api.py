@@ -377,3 +377,21 @@ api_router = Router(path=API_PREFIX, route_handlers=[list_stations, get_station,
 
 ROUTES: list[Any] = [api_router]
 
+
+
+def on_startup(app) -> None:  # noqa: ANN001 - a Litestar app
+    """The daily re-ordering of the search table in space (services.search.maintenance), in the processes
+    that run background jobs (one at a time across them)."""
+    settings: Settings = app.state["settings"]
+    if settings.app.run_scheduler and settings.search.cluster_hour >= 0:
+        from services.search.maintenance import cluster_job
+
+        job = cluster_job(app.state["db"].engine, settings.search.cluster_hour)
+        job.start()
+        app.state["search_cluster_job"] = job
+
+
+def on_shutdown(app) -> None:  # noqa: ANN001
+    job = app.state.get("search_cluster_job")
+    if job is not None:
+        job.stop()
