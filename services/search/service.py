@@ -220,6 +220,10 @@ def _facet_sample(q: SearchQuery, with_facets: bool) -> bool:
     return bool(q.filter.q) and not q.updated_since and with_facets and bool(_narrow_dims(q.filter, "n"))
 
 
+#: station_text's copy of the dimension codes, named as station_search names them (migration 0307)
+_TEXT_CODES = "t.id, t.op, t.district, t.st, t.scale, t.ft, t.pay"
+
+
 def _qm_sql(q: SearchQuery, *, with_facets: bool) -> str:
     """The text matches from ``station_text`` (migration 0302) with their ``station_search`` row.
 
@@ -229,12 +233,18 @@ def _qm_sql(q: SearchQuery, *, with_facets: bool) -> str:
     one dimension (the only rows a facet counts), at most ``TEXT_CAP + 1``. Up to the cap each
     holds every row it stands for, so the answer is exact (every city-size query); a word matching
     100,000 stations of a national set no longer costs counting and ranking every one of them
-    (issue 18: 2.5-10 % of a national set matches a place or brand name). ``qx``: every match, for
-    pages sorted by something else than relevance (read only when such a page is asked).
+    (issue 18: 2.5-10 % of a national set matches a place or brand name). With no filter but the
+    text and the dimensions, the matches' codes are station_text's own (no lookup per match).
+    ``qx``: every match, for pages sorted by something else than relevance (read only when such a
+    page is asked).
     With ``updated_since`` (facets over ``stations``, every match counted), only ``qx``, with ``sim``."""
     where = _text_where(q)
     rank = _rank_sql(q)
-    src = "FROM station_text t JOIN station_search n ON n.id = t.id WHERE"
+    if not q.updated_since and not _narrow_base(q.filter, "n"):
+        # only dimensions besides the text: station_text carries their codes (migration 0307), no join
+        src = f"FROM station_text t CROSS JOIN LATERAL (SELECT {_TEXT_CODES}) n WHERE"
+    else:
+        src = "FROM station_text t JOIN station_search n ON n.id = t.id WHERE"
     if q.updated_since:
         return f"qx AS MATERIALIZED (SELECT n.*, similarity({rank}, :s_q) AS sim {src} {where})"
     flt = q.filter

@@ -1,6 +1,7 @@
 """station_facet_cube (migration 0304) stays exactly the count of station_search by the six facet
-codes through every kind of write, and the facets read from it equal those counted over
-station_search; zh_bigrams finds the same 2-character matches as the LIKE alone.
+codes through every kind of write, and so does station_text's copy of the codes (migration 0307);
+the facets read from the cube equal those counted over station_search; zh_bigrams finds the same
+2-character matches as the LIKE alone.
 
 A database of its own: the writes here would disturb the shared search data."""
 
@@ -50,6 +51,14 @@ def _counted(conn) -> dict[tuple, int]:  # noqa: ANN001
         f"SELECT {CODES}, count(*) FROM station_search GROUP BY {CODES}"))}
 
 
+def _text_codes_astray(conn) -> int:  # noqa: ANN001
+    """Rows of station_text whose codes (migration 0307) differ from station_search's, or that one of
+    the two tables lacks."""
+    return conn.execute(text(
+        f"SELECT count(*) FROM station_text t FULL JOIN station_search s ON s.id = t.id "
+        f"WHERE (t.{', t.'.join(CODES.split(', '))}) IS DISTINCT FROM (s.{', s.'.join(CODES.split(', '))})")).scalar()
+
+
 def _facets(conn, params: dict[str, str]) -> tuple[int | None, dict]:  # noqa: ANN001
     res = search(conn, parse_search(MultiDict({**params, "limit": "1"}), SearchSettings()), items=False)
     return res.total, res.facets
@@ -58,6 +67,7 @@ def _facets(conn, params: dict[str, str]) -> tuple[int | None, dict]:  # noqa: A
 def test_cube_follows_every_write(cube_engine: Engine) -> None:
     with cube_engine.begin() as conn:
         assert _cube(conn) == _counted(conn) and sum(_cube(conn).values()) == 400
+        assert _text_codes_astray(conn) == 0
         ids = [r[0] for r in conn.execute(text("SELECT id FROM stations ORDER BY id"))]
         # codes change: scale, facility types, payments, station type, district
         conn.execute(text("UPDATE stations SET scale = 'xlarge', facility_types = '{wireless}', "
@@ -73,6 +83,7 @@ def test_cube_follows_every_write(cube_engine: Engine) -> None:
         conn.execute(text("DELETE FROM stations WHERE id = ANY(:i)"), {"i": ids[110:130]})
         generate_stations(conn, 50, region="zhuhai", seed=4, operators=2, prefix="CUC")
         assert _cube(conn) == _counted(conn)
+        assert _text_codes_astray(conn) == 0  # the text table's copy of the codes followed every write
         assert sum(_cube(conn).values()) == 400 - 20 - 5 - 20 + 50
     with cube_engine.begin() as conn:
         conn.execute(text("TRUNCATE station_search, station_text"))
