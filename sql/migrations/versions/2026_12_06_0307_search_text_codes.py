@@ -79,13 +79,20 @@ def upgrade() -> None:
                "FOR EACH ROW EXECUTE FUNCTION zh_station_text_codes()")
     op.execute(f"CREATE TRIGGER trg_station_search_text_codes_upd AFTER UPDATE ON station_search "
                f"FOR EACH ROW WHEN ({_CHANGED}) EXECUTE FUNCTION zh_station_text_codes()")
-    # every row rewritten once: without its GIN indexes, in id order (the order the text rows are
-    # written in), with room for the code updates to stay in their page
+    # every row written again, as zh_station_text_sync writes it, into an emptied table (a rewrite in
+    # place would keep each row's old version for as long as this transaction runs: twice the size),
+    # in id order, without its GIN indexes, with room for the code updates to stay in their page
     op.execute("DROP INDEX ix_station_text_t_trgm, ix_station_text_tl_trgm, ix_station_text_bigrams")
-    op.execute("UPDATE station_text t SET op = s.op, district = s.district, st = s.st, scale = s.scale, ft = s.ft, "
-               "pay = s.pay FROM station_search s WHERE s.id = t.id")
     op.execute("ALTER TABLE station_text SET (fillfactor = 90)")
-    op.execute("CLUSTER station_text USING pk_station_text")
+    op.execute("TRUNCATE station_text")
+    op.execute("""
+        INSERT INTO station_text (id, t, n, p, op, district, st, scale, ft, pay)
+        SELECT st.id, coalesce(st.search_text, st.name), st.name, concat_ws(' ', st.name_pinyin, st.name_initials),
+               s.op, s.district, s.st, s.scale, s.ft, s.pay
+        FROM stations st LEFT JOIN station_search s ON s.id = st.id
+        WHERE st.feed_state = 'active' AND st.interconnected AND st.geom IS NOT NULL
+        ORDER BY st.id""")
+    op.execute("SET LOCAL maintenance_work_mem = '512MB'")  # a GIN index built in fewer, larger runs
     op.execute("CREATE INDEX ix_station_text_t_trgm ON station_text USING gin (t gin_trgm_ops)")
     op.execute("CREATE INDEX ix_station_text_tl_trgm ON station_text USING gin (tl gin_trgm_ops)")
     op.execute("CREATE INDEX ix_station_text_bigrams ON station_text USING gin (zh_bigrams(t))")
