@@ -153,32 +153,47 @@ async def _blast(port: int, requests: list[bytes], concurrency: int) -> tuple[in
     return ok, other, time.perf_counter() - t0, rets
 
 
+def serve_app(url: str, env: dict, workers: int, **settings: str) -> tuple[subprocess.Popen, int]:
+    """The app on a free port as ``zhcharge serve`` runs it (UVICORN_OPTIONS: no proxy headers, no
+    server header), background jobs off, once it answers; (process, port)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "portal_site.app:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
+         "--no-proxy-headers", "--no-server-header"],
+        cwd=ROOT, env={**env, "ZHCHARGE_DATABASE_URL": url, "ZHCHARGE_RUN_SCHEDULER": "false",
+                       "ZHCHARGE_ENV": "test", **settings},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait(f"http://127.0.0.1:{port}/healthz")
+    return proc, port
+
+
+def push_tokens(port: int, creds: dict) -> dict:
+    """Each operator's (Secrets, AccessToken) from the app's query_token."""
+    from ingest.protocol import Secrets, build_request, parse_response
+
+    tokens = {}
+    for op_id, c in creds.items():
+        s = Secrets(op_id, c.operator_secret, c.data_secret, c.data_iv, c.sig_secret)
+        r = httpx.post(f"http://127.0.0.1:{port}/evcs/v20160701/query_token",
+                       json=build_request(op_id, {"OperatorID": op_id, "OperatorSecret": c.operator_secret}, s))
+        tokens[op_id] = (s, parse_response(r.content, s).data["AccessToken"])
+    return tokens
+
+
 def _push_phase(engine, url: str, env: dict, creds: dict, workers: int, procs: list,  # noqa: ANN001
                 after: datetime) -> tuple[dict, datetime]:
     """Sustained status pushes through ``workers`` app processes (each process stores the pushes waiting in
     it in one statement and one commit, so fewer processes make larger batches); the result row and the
     last TimeStamp used (a later phase starts after it: the same operator, second and Seq in another
     envelope would be a reused Seq)."""
-    from ingest.protocol import Secrets, build_request, parse_response
+    from ingest.protocol import build_request
 
-    app_port = _free_port()
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "portal_site.app:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(app_port), "--workers", str(workers), "--log-level", "warning", "--no-access-log",
-         "--no-proxy-headers", "--no-server-header"],  # as `zhcharge serve` (UVICORN_OPTIONS)
-        cwd=ROOT, env={**env, "ZHCHARGE_DATABASE_URL": url, "ZHCHARGE_RUN_SCHEDULER": "false",
-                       "ZHCHARGE_ENV": "test"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    app = f"http://127.0.0.1:{app_port}"
-    _wait(f"{app}/healthz")
+    server, app_port = serve_app(url, env, workers)
+    procs.append(server)
     with engine.connect() as conn:
         pool = conn.execute(text("SELECT operator_id, connector_id FROM connectors ORDER BY random()")).all()
-    tokens = {}
-    for op_id, c in creds.items():
-        s = Secrets(op_id, c.operator_secret, c.data_secret, c.data_iv, c.sig_secret)
-        r = httpx.post(f"{app}/evcs/v20160701/query_token",
-                       json=build_request(op_id, {"OperatorID": op_id, "OperatorSecret": c.operator_secret}, s))
-        tokens[op_id] = (s, parse_response(r.content, s).data["AccessToken"])
+    tokens = push_tokens(app_port, creds)
     # Pre-build the load: ~1,800 pushes per second of wall clock for PUSH_SECONDS, Seq counted per
     # operator within each second, timestamps starting now (well inside the window).
     per_second = 1800

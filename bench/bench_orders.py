@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bench_feed import CpuMeter, _blast, _free_port, _row, _wait  # noqa: E402
+from bench.bench_feed import CpuMeter, _blast, _free_port, _row, _wait, push_tokens, serve_app  # noqa: E402
 
 STATIONS = 3000
 OPERATORS = 6
@@ -48,7 +48,7 @@ def _request(path: str, token: str, body: bytes) -> bytes:
 def main() -> list[dict]:
     from ingest.endpoints import register_operator
     from ingest.policies import pull_policies_all
-    from ingest.protocol import Secrets, build_request, parse_response
+    from ingest.protocol import build_request, parse_response
     from ingest.sync import sync_all
     from services import migrate
     from services.geography import load_districts_into_db
@@ -67,7 +67,7 @@ def main() -> list[dict]:
         migrate.upgrade(engine)
         with engine.begin() as conn:
             load_districts_into_db(conn)
-        sim_port, app_port = _free_port(), _free_port()
+        sim_port = _free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "ingest.simulator", "--seed", "7", "--stations", str(STATIONS), "--operators",
@@ -100,27 +100,16 @@ def main() -> list[dict]:
                         f"{settings.feed.policy_concurrency} requests in flight each: {n / secs:,.0f} connectors/s"))
 
         # 2. order pushes through the real receiver
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "portal_site.app:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(app_port), "--workers", "2", "--log-level", "warning", "--no-access-log",
-             "--no-proxy-headers", "--no-server-header"],  # as `zhcharge serve` (UVICORN_OPTIONS)
-            cwd=ROOT, env={**env, "ZHCHARGE_DATABASE_URL": url, "ZHCHARGE_RUN_SCHEDULER": "false",
-                           "ZHCHARGE_ENV": "test", "ZHCHARGE_FEED_TIMESTAMP_WINDOW_S": "3600"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        server, app_port = serve_app(url, env, 2, ZHCHARGE_FEED_TIMESTAMP_WINDOW_S="3600")
+        procs.append(server)
         app = f"http://127.0.0.1:{app_port}"
-        _wait(f"{app}/healthz")
         with engine.connect() as conn:
             pool = conn.execute(text(
                 "SELECT c.operator_id, c.connector_id, c.power_kw, t.periods FROM connectors c "
                 "JOIN connector_tariffs v ON v.operator_id = c.operator_id AND v.connector_id = c.connector_id "
                 "AND v.valid_to IS NULL JOIN tariffs t ON t.id = v.tariff_id ORDER BY random() LIMIT 5000")).all()
         tariffs = {}
-        tokens = {}
-        for op_id, c in creds.items():
-            s = Secrets(op_id, c.operator_secret, c.data_secret, c.data_iv, c.sig_secret)
-            r = httpx.post(f"{app}/evcs/v20160701/query_token",
-                           json=build_request(op_id, {"OperatorID": op_id, "OperatorSecret": c.operator_secret}, s))
-            tokens[op_id] = (s, parse_response(r.content, s).data["AccessToken"])
+        tokens = push_tokens(app_port, creds)
         now = datetime.now(CHINA_TZ).replace(microsecond=0)
         per_second = 1200
         start = datetime.now(UTC) + timedelta(seconds=2)

@@ -415,7 +415,10 @@ def test_sessions_cross_periods_and_never_end_in_the_future(sim):
             ("07:30:00", "08:00:00"), ("08:00:00", "10:00:00"), ("10:00:00", "10:30:00")]
         assert o["SumPeriod"] == 3 and [d["ElecPrice"] for d in o["ChargeDetails"]] == [
             truth["tariff"][0]["PolicyInfos"][i]["ElecPrice"] for i in (0, 1, 2)]
-    flat = _sessions(sim, operator_id=ops[2], count=1, start=f"{yesterday} 23:00:00", minutes=[120, 120])[0]["order"]
+    # across the midnight before yesterday: over whatever the time of day (after 00:00 a session from
+    # yesterday 23:00 would still be running at 01:00 and end now)
+    before = yesterday - timedelta(days=1)
+    flat = _sessions(sim, operator_id=ops[2], count=1, start=f"{before} 23:00:00", minutes=[120, 120])[0]["order"]
     assert [d["DetailEndTime"][11:] for d in flat["ChargeDetails"]] == ["00:00:00", "01:00:00"]  # midnight splits
     recent = (datetime.now(CHINA_TZ) - timedelta(minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
     clipped = _sessions(sim, operator_id=ops[0], count=2, start=recent, minutes=[120, 120])
@@ -627,8 +630,11 @@ def test_station_stats_agree_with_the_orders(sim):
 
 def test_live_mode_changes_prices_pushes_orders_and_reconciles_after_midnight(platform):
     p, platform_url = platform
+    # reconcile_delay_seconds 0: yesterday is due at once, whatever the time of day (with the default
+    # 10 minutes it is not due in the first 10 minutes after China midnight)
     cfg = SimConfig(seed=31, stations=30, operators=2, changes_per_second=120, policy_change_probability=0.02,
-                    push_orders=True, push_backoff_seconds=0.02, order_retry_backoff_seconds=0.2)
+                    push_orders=True, push_backoff_seconds=0.02, order_retry_backoff_seconds=0.2,
+                    reconcile_delay_seconds=0)
     app = build_app(cfg)
     with ServerThread(app) as server:
         ops = _point_pushes_at(server.url, p, platform_url)

@@ -31,6 +31,17 @@ from tests.unit.test_prices_orders import GUANGDONG, policy
 TODAY = china_today()
 
 
+@pytest.fixture(autouse=True)
+def _today(request: pytest.FixtureRequest) -> None:
+    """``TODAY`` is the China date when each test starts (before its other fixtures), here and in the
+    test's module: a session may run across China midnight (16:00 UTC), and the code reads the date
+    when it runs."""
+    global TODAY
+    TODAY = china_today()
+    if hasattr(request.module, "TODAY"):
+        request.module.TODAY = TODAY
+
+
 @dataclass
 class Op:
     user: dict[str, Any]
