@@ -28,6 +28,8 @@ from services.settings import Settings
 
 __all__ = ["ROUTES", "asgi_fast_path", "on_shutdown", "on_startup"]
 
+log = logging.getLogger("zhcharge.feed")
+
 _VERSION = re.compile(r"v?\d{8}")
 _JSON = "application/json;charset=utf-8"
 _JSON_BYTES = _JSON.encode()
@@ -159,7 +161,11 @@ async def _fast_push(receiver: Receiver, interface: str, scope: Scope, receive: 
     if body is None:
         status, envelope = 413, receiver.refuse(Ret.ENVELOPE, f"request body larger than {limit} bytes")
     else:
-        status, envelope = await receiver.handle_async(interface, body, authorization)
+        try:
+            status, envelope = await receiver.handle_async(interface, body, authorization)
+        except Exception:  # noqa: BLE001 - a bug: logged, and still an envelope, never a bare server error
+            log.exception("push to %s failed", interface)
+            status, envelope = 500, receiver.refuse(Ret.SYSTEM, "internal error; it has been logged")
     content = msgspec.json.encode(envelope)
     headers = [(b"content-type", _JSON_BYTES), (b"content-length", str(len(content)).encode()), *security]
     if status == 503:

@@ -238,3 +238,18 @@ def test_the_push_fast_path_answers_as_the_route_does(app, operator, token, engi
                                          "AND connector_id = :c"), {"o": operator.operator_id, "c": connector}
                                     ).scalar() == 3
     assert len(fast_calls) == len(bodies) + 1
+
+
+def test_the_push_fast_path_answers_an_envelope_even_on_a_bug(app, operator, monkeypatch) -> None:  # noqa: ANN001
+    from portal_site.routes import evcs
+
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        receiver = evcs._receiver(c.app)
+
+        async def broken(*_args):  # noqa: ANN002, ANN202
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(receiver, "handle_async", broken)
+        r = c.post("/evcs/v20160701/notification_stationStatus", content=json.dumps(_valid(operator, {})).encode())
+    assert r.status_code == 500 and r.json()["Ret"] == Ret.SYSTEM and set(r.json()) == {"Ret", "Msg", "Data", "Sig"}
+    assert r.headers["x-content-type-options"] == "nosniff"
