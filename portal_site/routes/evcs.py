@@ -114,10 +114,10 @@ def asgi_fast_path(app: Litestar, inner: ASGIApp) -> ASGIApp:
     """The operators' pushes straight to :meth:`Receiver.handle_async`, around Litestar's routing,
     middleware and response objects (issue 18: a status push is the platform's most frequent request,
     and that path was most of its CPU). It answers exactly what :func:`evcs_interface` answers for them
-    (the same body limit and envelopes; the security headers still come from the app's ``before_send``
-    hooks, which wrap ``send`` before this handler): /evcs/ is outside the input guard and sessions, and
-    the receiver reads no client address. Anything else (other interfaces, a query string, before
-    startup) goes on to ``inner``."""
+    (the same body limit and envelopes, and the security headers of :class:`SecurityHeaders`, written
+    here once; the app's ``before_send`` hook sees the scope marked and leaves them): /evcs/ is
+    outside the input guard and sessions, and the receiver reads no client address. Anything else
+    (other interfaces, a query string, before startup) goes on to ``inner``."""
 
     security: SecurityHeaders = app.state["security_headers"]
 
