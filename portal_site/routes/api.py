@@ -378,7 +378,6 @@ api_router = Router(path=API_PREFIX, route_handlers=[list_stations, get_station,
 ROUTES: list[Any] = [api_router]
 
 
-
 def on_startup(app) -> None:  # noqa: ANN001 - a Litestar app
     """The daily re-ordering of the search table in space (services.search.maintenance), in the processes
     that run background jobs (one at a time across them)."""
